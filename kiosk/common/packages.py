@@ -1,0 +1,251 @@
+"""Exam package and session authorisation: the plain-data shape the box loads, and
+strict readers that refuse anything malformed before a single row is written.
+
+Format version 1 (docs/formats.md): JSON. Papers are AES-GCM encrypted per session;
+the session authorisation carries the key and its validity window."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kiosk.core.errors import Refused
+
+EXAM_FORMAT = "exam-package"
+AUTH_FORMAT = "session-authorisation"
+VERSION = 1
+_FORMAT_ZH = {"exam-package": "考务数据包", "session-authorisation": "考试授权文件",
+              "answer-package": "作答包"}
+
+
+def _bad(what: str, en: str) -> Refused:
+    return Refused("package_invalid", f"数据包无效：{what}", f"invalid package: {en}")
+
+
+def _get(d: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise _bad(f"{where} 缺少字段 {key}", f"{where}: missing {key}")
+    value = d[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise _bad(f"{where}.{key} 类型错误", f"{where}.{key}: wrong type")
+    if not isinstance(value, kind):
+        raise _bad(f"{where}.{key} 类型错误", f"{where}.{key}: wrong type")
+    return value
+
+
+@dataclass(frozen=True)
+class SubjectData:
+    code: str
+    name: str
+    duration_s: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class PaperData:
+    subject: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class SessionData:
+    number: int
+    name: str
+    start: float
+    papers: tuple[PaperData, ...]
+
+
+@dataclass(frozen=True)
+class CandidateData:
+    admission_no: str
+    name: str
+    gender: str
+    id_type: str
+    id_number: str
+    session: int
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExamData:
+    name: str
+    site_code: str
+    site_name: str
+    room_code: str
+    policy: dict[str, Any]
+    site_secret: bytes
+    violation_codes: tuple[tuple[str, str], ...]
+    situation_types: tuple[str, ...]
+    staff: tuple[dict[str, str], ...]
+    requirements: dict[str, Any]
+    subjects: tuple[SubjectData, ...]
+    sessions: tuple[SessionData, ...]
+    candidates: tuple[CandidateData, ...]
+
+
+def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad("不是有效的 JSON 文件", f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise _bad(f"不是{_FORMAT_ZH.get(fmt, fmt)}",
+                   f"format is not {fmt}")
+    if doc.get("version") != VERSION:
+        raise _bad(f"不支持的版本 {doc.get('version')!r}", f"unsupported version {doc.get('version')!r}")
+    return doc
+
+
+def _b64(s: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(s, validate=True)
+    except ValueError as exc:
+        raise _bad(f"{where} 编码错误", f"{where}: bad base64") from exc
+
+
+def read_exam_package(raw: bytes) -> ExamData:
+    doc = _load_json(raw, EXAM_FORMAT)
+    exam = _get(doc, "exam", dict, "package")
+    subjects = tuple(
+        SubjectData(_get(s, "code", str, "subject"), _get(s, "name", str, "subject"),
+                    _get(s, "duration_s", int, "subject"), s.get("kind", "theory"))
+        for s in _get(doc, "subjects", list, "package"))
+    codes = {s.code for s in subjects}
+    if not subjects or len(codes) != len(subjects):
+        raise _bad("科目为空或重复", "no subjects or duplicate subject codes")
+    if any(s.duration_s <= 0 for s in subjects):
+        raise _bad("科目时长必须大于0", "subject duration must be positive")
+    sessions = []
+    for s in _get(doc, "sessions", list, "package"):
+        papers = tuple(
+            PaperData(_get(p, "subject", str, "paper"), _b64(_get(p, "nonce", str, "paper"), "paper"),
+                      _b64(_get(p, "ciphertext", str, "paper"), "paper"))
+            for p in _get(s, "papers", list, "session"))
+        if any(p.subject not in codes for p in papers):
+            raise _bad("试卷科目不存在", "paper for an unknown subject")
+        sessions.append(SessionData(_get(s, "number", int, "session"), _get(s, "name", str, "session"),
+                                    float(_get(s, "start", (int, float), "session")), papers))
+    numbers = [s.number for s in sessions]
+    if not sessions or len(set(numbers)) != len(numbers):
+        raise _bad("场次为空或重复", "no sessions or duplicate session numbers")
+    candidates = []
+    for c in _get(doc, "candidates", list, "package"):
+        subj = tuple(_get(c, "subjects", list, "candidate"))
+        cand = CandidateData(
+            _get(c, "admission_no", str, "candidate"), _get(c, "name", str, "candidate"),
+            c.get("gender", ""), c.get("id_type", ""), c.get("id_number", ""),
+            _get(c, "session", int, "candidate"), subj)
+        if not cand.admission_no.isdigit() or not 1 <= len(cand.admission_no) <= 32:
+            raise _bad(f"准考证号格式错误：{cand.admission_no[:40]}", "bad admission number")
+        if cand.session not in numbers:
+            raise _bad(f"考生 {cand.admission_no} 的场次不存在", "candidate in unknown session")
+        if not subj or any(not isinstance(x, str) or x not in codes for x in subj):
+            raise _bad(f"考生 {cand.admission_no} 的科目不存在", "candidate with unknown subject")
+        candidates.append(cand)
+    admission = [c.admission_no for c in candidates]
+    if len(set(admission)) != len(admission):
+        raise _bad("准考证号重复", "duplicate admission numbers")
+    violation_codes = tuple((str(a), str(b)) for a, b in _get(exam, "violation_codes", list, "exam"))
+    return ExamData(
+        name=_get(exam, "name", str, "exam"),
+        site_code=_get(exam, "site_code", str, "exam"),
+        site_name=exam.get("site_name", ""),
+        room_code=_get(exam, "room_code", str, "exam"),
+        policy=_get(exam, "policy", dict, "exam"),
+        site_secret=_b64(_get(exam, "site_secret", str, "exam"), "site_secret"),
+        violation_codes=violation_codes,
+        situation_types=tuple(str(x) for x in _get(exam, "situation_types", list, "exam")),
+        staff=tuple(dict(x) for x in exam.get("staff", [])),
+        requirements=dict(exam.get("requirements", {})),
+        subjects=subjects, sessions=tuple(sessions), candidates=tuple(candidates))
+
+
+@dataclass(frozen=True)
+class AuthorisationData:
+    room_code: str
+    session: int
+    key: bytes
+    valid_from: float
+    valid_until: float
+
+
+def read_authorisation(raw: bytes) -> AuthorisationData:
+    doc = _load_json(raw, AUTH_FORMAT)
+    key = _b64(_get(doc, "key", str, "authorisation"), "key")
+    if len(key) != 32:
+        raise _bad("授权密钥长度错误", "key must be 32 bytes")
+    return AuthorisationData(
+        _get(doc, "room_code", str, "authorisation"), _get(doc, "session", int, "authorisation"), key,
+        float(_get(doc, "valid_from", (int, float), "authorisation")),
+        float(_get(doc, "valid_until", (int, float), "authorisation")))
+
+
+def _paper_aad(room_code: str, session: int, subject: str) -> bytes:
+    return json.dumps([EXAM_FORMAT, VERSION, room_code, session, subject]).encode()
+
+
+def seal_paper(key: bytes, room_code: str, session: int, subject: str,
+               questions: list[dict[str, Any]]) -> dict[str, str]:
+    nonce = os.urandom(12)
+    body = json.dumps(questions, ensure_ascii=False).encode()
+    ct = AESGCM(key).encrypt(nonce, body, _paper_aad(room_code, session, subject))
+    return {"subject": subject, "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(ct).decode()}
+
+
+def open_paper(key: bytes, room_code: str, session: int, paper: PaperData) -> list[dict[str, Any]]:
+    try:
+        body = AESGCM(key).decrypt(paper.nonce, paper.ciphertext,
+                                   _paper_aad(room_code, session, paper.subject))
+        questions = json.loads(body)
+    except (InvalidTag, ValueError) as exc:
+        raise Refused("authorisation_key_wrong", "考试授权与试卷不匹配，无法解密试卷",
+                      "the authorisation key does not open the paper") from exc
+    if not isinstance(questions, list):
+        raise _bad("试卷内容格式错误", "paper is not a list")
+    return questions
+
+
+def dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+ANSWER_FORMAT = "answer-package"
+
+
+@dataclass(frozen=True)
+class AnswerPackage:
+    room_code: str
+    session: int
+    admission_no: str
+    created_at: float
+    answers: tuple[dict[str, Any], ...]
+
+    @property
+    def seq_range(self) -> tuple[int, int]:
+        seqs = [a["seq"] for a in self.answers]
+        return (min(seqs), max(seqs)) if seqs else (0, 0)
+
+
+def read_answer_package(raw: bytes) -> AnswerPackage:
+    """Answer package (作答包) exported on an exam PC. Format v1 is plain JSON; the
+    exam-site issue seals it (AES-GCM with the room key, signed by the PC key)."""
+    doc = _load_json(raw, ANSWER_FORMAT)
+    answers = []
+    for a in _get(doc, "answers", list, "package"):
+        seq = _get(a, "seq", int, "answer")
+        if seq <= 0:
+            raise _bad("作答序号无效", "answer seq must be positive")
+        answers.append({"subject": _get(a, "subject", str, "answer"),
+                        "question": _get(a, "question", str, "answer"), "value": a.get("value"),
+                        "seq": seq, "saved_at": float(_get(a, "saved_at", (int, float), "answer"))})
+    return AnswerPackage(_get(doc, "room_code", str, "package"), _get(doc, "session", int, "package"),
+                         _get(doc, "admission_no", str, "package"),
+                         float(_get(doc, "created_at", (int, float), "package")), tuple(answers))

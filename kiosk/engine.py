@@ -1,0 +1,62 @@
+"""`kiosk serve`: the engine without a screen — the room service, its admin API and
+(until the room network lands) the seat-network adapter, on one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kiosk.net.admin import start_admin
+from kiosk.services.bootstrap import build
+from kiosk.services.ports import Ports, ScanReply, SendResult
+from kiosk.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NoSeatNetwork:
+    """No room network: scans find nobody and commands reach nobody (said clearly)."""
+
+    def scan(self, timeout_s: float) -> list[ScanReply]:
+        return []
+
+    def send(self, ips: Any, command: str, args: dict[str, Any]) -> SendResult:
+        return SendResult(ok=(), failed={ip: "考场网络未启用" for ip in ips})
+
+    def wake(self, macs: Any) -> None:
+        return None
+
+    def env_check(self, ips: Any) -> dict[str, dict[str, Any]]:
+        return {}
+
+
+def make_ports(simulate_seats: int) -> tuple[Ports, Any]:
+    if simulate_seats:
+        from kiosk.services.simulated import SimulatedSeats
+
+        sim = SimulatedSeats(simulate_seats)
+        return Ports(seats=sim), sim
+    return Ports(seats=NoSeatNetwork()), None
+
+
+async def serve(settings: Settings, simulate_seats: int = 0) -> None:
+    ports, sim = make_ports(simulate_seats)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
+    service = await asyncio.get_running_loop().run_in_executor(executor, build, settings, ports)
+    if sim is not None:  # simulated PCs keep a live link
+        await asyncio.get_running_loop().run_in_executor(
+            executor, lambda: [service.seat_link(ip, True) for ip in sim.pcs
+                               if service.seat_by_ip(ip) is not None])
+    runner = await start_admin(service, settings.home_path, settings.admin_host, settings.admin_port, executor)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("engine ready, home %s", settings.home)
+    print(f"监考引擎已启动：{settings.home}", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+    executor.shutdown(wait=True)

@@ -1,0 +1,161 @@
+"""What every part of the room service shares: the database, the clock, the ports,
+one transaction helper that writes the audit event with the change, and lookups."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from peewee import SqliteDatabase
+
+from kiosk.common.clock import Clock
+from kiosk.core.candidate import CandidateState, CandidateView, Flags, RoomPhase
+from kiosk.core.errors import Refused
+from kiosk.core.policy import Policy
+from kiosk.services.ports import Ports
+from kiosk.settings import Settings
+from kiosk.store import events
+from kiosk.store.models import (
+    Candidate, Event, Exam, Resume, RoomConfig, Seat, Session, User, Violation,
+)
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+
+
+def loads(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+
+
+class ServiceBase:
+    def __init__(self, db: SqliteDatabase, clock: Clock, ports: Ports, settings: Settings) -> None:
+        self.db = db
+        self.clock = clock
+        self.ports = ports
+        self.settings = settings
+        self.home = Path(settings.home)
+        self.operator = "admin"
+        self._listeners: list[Listener] = []
+        self._pending: list[Event] = []
+
+    # -- events and transactions -------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Screens and the room network learn of changes from events, after commit."""
+        self._listeners.append(listener)
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One atomic change; its events commit with it and are announced afterwards."""
+        outer = not self.db.in_transaction()
+        with self.db.atomic():
+            yield
+        if outer and self._pending:
+            pending, self._pending = self._pending, []
+            for ev in pending:
+                for listener in self._listeners:
+                    try:
+                        listener(ev)
+                    except Exception:  # a broken screen must not break the exam
+                        log.exception("event listener failed for %s", ev.kind)
+
+    def event(self, kind: str, *, ip: str | None = None, seat: int | None = None,
+              admission_no: str = "", operator: str | None = None, **payload: Any) -> Event:
+        if not self.db.in_transaction():
+            raise RuntimeError("events are written inside the transaction of their change")
+        ev = events.append(
+            kind, ts=self.now(), operator=self.operator if operator is None else operator,
+            ip=self.box_ip() if ip is None else ip, seat=seat, admission_no=admission_no,
+            payload=payload)
+        self._pending.append(ev)
+        return ev
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # -- lookups -----------------------------------------------------------------
+
+    def config(self) -> RoomConfig | None:
+        return RoomConfig.get_or_none(RoomConfig.id == 1)
+
+    def box_ip(self) -> str:
+        cfg = self.config()
+        return cfg.box_ip if cfg else ""
+
+    def require_config(self) -> RoomConfig:
+        cfg = self.config()
+        if cfg is None:
+            raise Refused("not_configured", "请先完成参数配置", "room parameters are not set")
+        return cfg
+
+    def exam(self) -> Exam | None:
+        return Exam.get_or_none()
+
+    def require_exam(self) -> Exam:
+        exam = self.exam()
+        if exam is None:
+            raise Refused("no_exam_data", "尚未载入考务数据", "no exam data loaded")
+        return exam
+
+    def policy(self) -> Policy:
+        exam = self.exam()
+        return Policy.from_dict(loads(exam.policy)) if exam else Policy()
+
+    def admin(self) -> User:
+        return User.get(User.username == "admin")
+
+    def current_session(self) -> Session:
+        """The session entered for the exam (考中), or a refusal."""
+        s = (Session.select().where(Session.entered_at.is_null(False), Session.ended_at.is_null())
+             .order_by(Session.entered_at.desc()).first())
+        if s is None:
+            raise Refused("no_session", "请先进入考试场次", "no exam session entered")
+        return s
+
+    def session_of(self, number: int | None) -> Session:
+        return self.current_session() if number is None else self.get_session(number)
+
+    def get_session(self, number: int) -> Session:
+        s = Session.get_or_none(Session.number == number)
+        if s is None:
+            raise Refused("unknown_session", f"场次 {number} 不存在", f"unknown session {number}")
+        return s
+
+    def get_candidate(self, admission_no: str, session: Session | None = None) -> Candidate:
+        c = Candidate.get_or_none(Candidate.admission_no == str(admission_no).strip())
+        if c is None or (session is not None and c.session_id != session.id):
+            raise Refused("unknown_candidate", f"本场次没有准考证号为 {admission_no} 的考生",
+                          f"no candidate {admission_no} in this session")
+        return c
+
+    def get_seat(self, number: int) -> Seat:
+        seat = Seat.get_or_none(Seat.number == number)
+        if seat is None:
+            raise Refused("unknown_seat", f"机位 {number:03d} 不存在", f"no seat {number}")
+        return seat
+
+    def seat_by_ip(self, ip: str) -> Seat | None:
+        return Seat.get_or_none(Seat.ip == ip)
+
+    def phase(self, session: Session) -> RoomPhase:
+        return RoomPhase(login_allowed=session.login_allowed_at is not None,
+                         actual_start=session.actual_start, policy=self.policy())
+
+    @staticmethod
+    def view(c: Candidate) -> CandidateView:
+        violation = (Violation.select().where(Violation.candidate == c,
+                                              Violation.cancelled_at.is_null()).exists())
+        return CandidateView(
+            state=CandidateState(c.state),
+            flags=Flags(violation=violation, resumed=Resume.select().where(Resume.candidate == c).exists(),
+                        extra_time=c.extra_s > 0, locked=c.locked, online=c.online),
+            resume_pending=c.resume_pending)

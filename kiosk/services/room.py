@@ -1,0 +1,14 @@
+"""The room service: every operation of SPEC.md is one public method of RoomService.
+
+The parts live in their own modules (before, admin, during, incidents, candidates,
+after, reports); this class only puts them together."""
+
+from __future__ import annotations
+
+from kiosk.services.admin import SystemAdmin
+from kiosk.services.before import BeforeExam
+from kiosk.services.reports import Reports
+
+
+class RoomService(Reports, BeforeExam, SystemAdmin):
+    pass

@@ -1,0 +1,86 @@
+"""An in-process room of simulated exam PCs behind the SeatNetwork port.
+
+It stands in for the room network (UDP scan, TLS link, daemons) in the service tests
+and the headless demo; it records every command so tests can assert on what the PCs
+were told. The real network replaces it without the service noticing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.services.ports import ScanReply, SendResult
+
+
+@dataclass
+class SimPC:
+    ip: str
+    hostname: str
+    mac: str
+    powered: bool = True
+    reachable: bool = True
+    env: dict[str, Any] = field(default_factory=dict)
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    locked: bool = False
+    seat_shown: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"pc-key:{self.ip}:{self.mac}".encode()).hexdigest()
+
+    @property
+    def up(self) -> bool:
+        return self.powered and self.reachable
+
+
+def good_env() -> dict[str, Any]:
+    return {"os": "Windows 10 专业版", "cpu_cores": 4, "memory_mb": 8192, "free_disk_mb": 60_000,
+            "screen": "1920x1080", "software": ["Chrome", "WPS"], "daemon_version": "0.1.0",
+            "clock_skew_s": 0.2, "rtt_ms": 3.0, "virtual_machine": False, "remote_control": []}
+
+
+class SimulatedSeats:
+    def __init__(self, count: int, subnet: str = "127.0.10", first_host: int = 11) -> None:
+        self.pcs: dict[str, SimPC] = {}
+        for i in range(count):
+            ip = f"{subnet}.{first_host + i}"
+            self.pcs[ip] = SimPC(ip=ip, hostname=f"KS-{i + 1:03d}", mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                                 env=good_env())
+        self.woken: list[str] = []
+
+    def scan(self, timeout_s: float) -> Sequence[ScanReply]:
+        # Replies arrive in an order unlike the IP order, as on a real LAN.
+        order = sorted(self.pcs.values(), key=lambda p: hashlib.md5(p.ip.encode()).hexdigest())
+        return [ScanReply(ip=p.ip, hostname=p.hostname, mac=p.mac, os=p.env.get("os", ""),
+                          daemon_version="0.1.0", fingerprint=p.fingerprint) for p in order if p.up]
+
+    def send(self, ips: Sequence[str], command: str, args: dict[str, Any]) -> SendResult:
+        ok, failed = [], {}
+        for ip in ips:
+            pc = self.pcs.get(ip)
+            if pc is None or not pc.up:
+                failed[ip] = "离线"
+                continue
+            pc.received.append((command, dict(args)))
+            if command in ("lock", "unlock"):
+                pc.locked = command == "lock"
+            elif command in ("show_seat", "hide_seat"):
+                pc.seat_shown = args.get("numbers", {}).get(ip, "") if command == "show_seat" else ""
+            elif command == "shutdown":
+                pc.powered = False
+            ok.append(ip)
+        return SendResult(ok=tuple(ok), failed=failed)
+
+    def wake(self, macs: Sequence[str]) -> None:
+        for pc in self.pcs.values():
+            if pc.mac in macs:
+                pc.powered = True
+                self.woken.append(pc.ip)
+
+    def env_check(self, ips: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {ip: dict(self.pcs[ip].env) for ip in ips if ip in self.pcs and self.pcs[ip].up}
+
+    def commands(self, ip: str) -> list[str]:
+        return [c for c, _ in self.pcs[ip].received]

@@ -1,0 +1,43 @@
+"""Ports, paths and timings in one place; every value can be overridden by an
+environment variable of the same name prefixed with ``KIOSK_`` so that tests run
+many rooms side by side."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _default_home() -> str:
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "proctor-box")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str = _default_home()
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0                  # 0: pick a free port, written to the home folder
+    control_port: int = 47210            # TLS link from exam-PC daemons (room network)
+    scan_port: int = 47211               # UDP seat scan
+    heartbeat_s: float = 1.0
+    offline_after_s: float = 3.0
+    min_free_bytes: int = 5 * 1024**3    # answer folder needs 5 GB free
+    max_clock_skew_s: float = 5.0
+    request_timeout_s: float = 10.0
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+
+def load(**overrides: object) -> Settings:
+    """Defaults, then ``KIOSK_<NAME>`` environment variables, then explicit overrides."""
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        env = os.environ.get("KIOSK_" + f.name.upper())
+        if env is not None:
+            kind = type(getattr(Settings, f.name))
+            values[f.name] = kind(env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

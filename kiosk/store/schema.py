@@ -1,0 +1,50 @@
+"""Schema versions of the room database and the path from each to the next.
+
+The version lives in SQLite's ``user_version``. Release 1 creates every table; a
+later release appends a function to MIGRATIONS that takes version N to N+1 with
+``playhouse.migrate`` and a stored database file of release N gets an upgrade test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from peewee import SqliteDatabase
+
+from kiosk.common.models import open_sqlite
+from kiosk.core.errors import Refused
+from kiosk.store.models import BOX_MODELS
+
+SCHEMA_VERSION = 1
+
+
+def _create_v1(db: SqliteDatabase) -> None:
+    db.create_tables(BOX_MODELS)
+
+
+# MIGRATIONS[n] takes a database at version n to n + 1.
+MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {0: _create_v1}
+
+
+def user_version(db: SqliteDatabase) -> int:
+    return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: SqliteDatabase) -> int:
+    """Bring the database to SCHEMA_VERSION; each step commits with its version."""
+    version = user_version(db)
+    if version > SCHEMA_VERSION:
+        raise Refused("schema_too_new", f"数据库版本 {version} 高于本程序支持的版本 {SCHEMA_VERSION}，请升级监考程序",
+                      f"database schema {version} is newer than supported {SCHEMA_VERSION}")
+    while version < SCHEMA_VERSION:
+        with db.atomic():
+            MIGRATIONS[version](db)
+            version += 1
+            db.execute_sql(f"PRAGMA user_version = {version}")
+    return version
+
+
+def open_room_db(path: str | Path) -> SqliteDatabase:
+    db = open_sqlite(path)
+    migrate(db)
+    return db

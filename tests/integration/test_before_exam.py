@@ -1,0 +1,143 @@
+"""The before-exam wizard against a real SQLite file and the simulated fleet."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk.core.errors import Refused
+from tests.conftest import ROOM, prepare
+
+
+def test_the_wizard_steps_tick_in_order(room, fleet, exam_files):
+    assert room.wizard() == dict.fromkeys(("params", "seats", "envcheck", "exam", "seal"), False)
+    prepare(room, fleet, exam_files)
+    assert all(room.wizard().values())
+
+
+def test_scan_orders_new_seats_by_ip_and_keeps_existing_numbers(room, fleet):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_add("127.0.10.30", hostname="manual")
+    result = room.seats_scan("ip")
+    seats = room.seats()
+    assert seats[0]["ip"] == "127.0.10.30" and seats[0]["number"] == 1
+    others = [s["ip"] for s in seats[1:]]
+    assert others == sorted(others, key=lambda ip: tuple(map(int, ip.split("."))))
+    assert len(result["added"]) == 39
+    again = room.seats_scan("name")
+    assert again["added"] == [] and [s["ip"] for s in room.seats()] == [s["ip"] for s in seats]
+
+
+def test_scan_by_reply_order_follows_the_answers(room, fleet):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("reply")
+    assert [s["ip"] for s in room.seats()] == [r.ip for r in fleet.scan(1)]
+
+
+def test_bad_parameters_are_refused_and_change_nothing(room):
+    for kwargs, code in [
+        (dict(room_code="123", answer_dir="/tmp/a", box_ip="127.0.0.1"), "bad_room_code"),
+        (dict(room_code=ROOM, answer_dir="relative", box_ip="127.0.0.1"), "bad_answer_dir"),
+        (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="10.9.9.9"), "box_ip_not_local"),
+        (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="127.0.0.1", site_mode=True,
+              site_ip="1.2.3", registration_code="ABCDEFGH"), "bad_ip"),
+        (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="127.0.0.1", site_mode=True,
+              site_ip="127.0.0.5", registration_code="abc"), "bad_registration_code"),
+    ]:
+        with pytest.raises(Refused) as err:
+            room.configure(**kwargs)
+        assert err.value.code == code and err.value.zh
+    assert room.config() is None
+
+
+def test_answer_folder_on_a_small_disk_is_refused(room):
+    room.settings = type(room.settings)(**{**room.settings.__dict__, "min_free_bytes": 1 << 60})
+    with pytest.raises(Refused) as err:
+        room.configure(ROOM, "/tmp/answers-x", box_ip="127.0.0.1")
+    assert err.value.code == "disk_too_small" and "GB" in err.value.zh
+
+
+def test_seat_edit_move_delete_keep_numbers_and_ips_unique(room):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    for i in range(3):
+        room.seats_add(f"127.0.10.{11 + i}")
+    with pytest.raises(Refused) as err:
+        room.seats_add("127.0.10.11")
+    assert err.value.code == "duplicate_ip"
+    with pytest.raises(Refused):
+        room.seats_edit(2, ip="127.0.10.13")
+    room.seats_move(3, "up")
+    assert [s["ip"] for s in room.seats()] == ["127.0.10.11", "127.0.10.13", "127.0.10.12"]
+    with pytest.raises(Refused) as err:
+        room.seats_move(1, "up")
+    assert err.value.code == "cannot_move"
+    with pytest.raises(Refused) as err:
+        room.seats_delete(2)
+    assert err.value.code == "confirm_needed"
+    room.seats_delete(2, confirm=True)
+    assert [s["number"] for s in room.seats()] == [1, 3]
+    assert room.seats_add("127.0.10.40")["number"] == 4
+
+
+def test_show_seat_numbers_reaches_every_pc(room, fleet):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    room.seats_show(True)
+    first = room.seats()[0]
+    assert fleet.pcs[first["ip"]].seat_shown == "001"
+    room.seats_show(False)
+    assert fleet.pcs[first["ip"]].seat_shown == ""
+
+
+def test_environment_check_counts_failures_and_retests_only_them(room, fleet):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    bad = room.seats()[4]["ip"]
+    fleet.pcs[bad].env["memory_mb"] = 1024
+    progress = []
+    result = room.envcheck(progress=lambda done, total: progress.append((done, total)))
+    assert (result["total"], result["passed"], result["failed"]) == (40, 39, 1)
+    assert progress[-1] == (40, 40)
+    assert not room.wizard()["envcheck"]
+    fleet.pcs[bad].env["memory_mb"] = 8192
+    retest = room.envcheck(retest_failed=True)
+    assert (retest["total"], retest["failed"]) == (40, 0)
+    assert room.wizard()["envcheck"]
+
+
+def test_a_silent_pc_fails_the_environment_check(room, fleet):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    fleet.pcs[room.seats()[0]["ip"]].reachable = False
+    assert room.envcheck()["failed"] == 1
+
+
+def test_exam_import_refuses_foreign_rooms_and_damaged_files(room, exam_files, tmp_path):
+    room.configure("1999999002", "/tmp/answers-test", box_ip="127.0.0.1")
+    with pytest.raises(Refused) as err:
+        room.exam_import(str(exam_files.package))
+    assert err.value.code == "foreign_room"
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(exam_files.package.read_bytes()[:500])
+    with pytest.raises(Refused) as err:
+        room.exam_import(str(damaged))
+    assert err.value.code == "package_invalid"
+    assert room.exam() is None and room.exam_summary()["sessions"] == []
+
+
+def test_importing_the_same_exam_twice_changes_nothing(room, exam_files):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    first = room.exam_import(str(exam_files.package))
+    again = room.exam_import(str(exam_files.package))
+    assert again["already_loaded"] and again["sessions"] == first["sessions"]
+    assert [s["candidates"] for s in first["sessions"]] == [40, 40]
+
+
+def test_seal_check_fails_with_offline_pcs_and_names_the_item(room, fleet, exam_files):
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    room.envcheck()
+    room.exam_import(str(exam_files.package))
+    verdict = room.seal_check()
+    assert not verdict["passed"]
+    failed = [i["key"] for i in verdict["items"] if not i["ok"]]
+    assert failed == ["daemons"]
