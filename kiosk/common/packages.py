@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -98,8 +99,9 @@ def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise _bad(f"不是{_FORMAT_ZH.get(fmt, fmt)}",
                    f"format is not {fmt}")
-    if doc.get("version") != VERSION:
-        raise _bad(f"不支持的版本 {doc.get('version')!r}", f"unsupported version {doc.get('version')!r}")
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:
+        raise _bad(f"不支持的版本 {version!r}", f"unsupported version {version!r}")
     return doc
 
 
@@ -117,6 +119,8 @@ def read_exam_package(raw: bytes) -> ExamData:
         SubjectData(_get(s, "code", str, "subject"), _get(s, "name", str, "subject"),
                     _get(s, "duration_s", int, "subject"), s.get("kind", "theory"))
         for s in _get(doc, "subjects", list, "package"))
+    if any(s.kind not in ("theory", "operation") for s in subjects):
+        raise _bad("科目类型只能是 theory 或 operation", "subject kind must be theory or operation")
     codes = {s.code for s in subjects}
     if not subjects or len(codes) != len(subjects):
         raise _bad("科目为空或重复", "no subjects or duplicate subject codes")
@@ -130,40 +134,67 @@ def read_exam_package(raw: bytes) -> ExamData:
             for p in _get(s, "papers", list, "session"))
         if any(p.subject not in codes for p in papers):
             raise _bad("试卷科目不存在", "paper for an unknown subject")
-        sessions.append(SessionData(_get(s, "number", int, "session"), _get(s, "name", str, "session"),
-                                    float(_get(s, "start", (int, float), "session")), papers))
+        if len({p.subject for p in papers}) != len(papers):
+            raise _bad("同一场次同一科目有多份试卷", "two papers for one subject in a session")
+        if any(len(p.nonce) != 12 for p in papers):
+            raise _bad("试卷加密参数错误", "paper nonce must be 12 bytes")
+        number, start = _get(s, "number", int, "session"), float(_get(s, "start", (int, float), "session"))
+        if number <= 0 or not math.isfinite(start):
+            raise _bad("场次编号或开考时间无效", "bad session number or start")
+        sessions.append(SessionData(number, _get(s, "name", str, "session"), start, papers))
     numbers = [s.number for s in sessions]
     if not sessions or len(set(numbers)) != len(numbers):
         raise _bad("场次为空或重复", "no sessions or duplicate session numbers")
     candidates = []
     for c in _get(doc, "candidates", list, "package"):
         subj = tuple(_get(c, "subjects", list, "candidate"))
+        for key in ("gender", "id_type", "id_number"):
+            if not isinstance(c.get(key, ""), str):
+                raise _bad(f"考生字段 {key} 类型错误", f"candidate.{key}: wrong type")
         cand = CandidateData(
             _get(c, "admission_no", str, "candidate"), _get(c, "name", str, "candidate"),
             c.get("gender", ""), c.get("id_type", ""), c.get("id_number", ""),
             _get(c, "session", int, "candidate"), subj)
-        if not cand.admission_no.isdigit() or not 1 <= len(cand.admission_no) <= 32:
+        if not (cand.admission_no.isascii() and cand.admission_no.isdigit()) or not 1 <= len(cand.admission_no) <= 32:
             raise _bad(f"准考证号格式错误：{cand.admission_no[:40]}", "bad admission number")
         if cand.session not in numbers:
             raise _bad(f"考生 {cand.admission_no} 的场次不存在", "candidate in unknown session")
         if not subj or any(not isinstance(x, str) or x not in codes for x in subj):
             raise _bad(f"考生 {cand.admission_no} 的科目不存在", "candidate with unknown subject")
+        paper_subjects = {p.subject for p in sessions[numbers.index(cand.session)].papers}
+        if any(x not in paper_subjects for x in subj):
+            raise _bad(f"考生 {cand.admission_no} 的科目在该场次没有试卷", "candidate subject without a paper")
         candidates.append(cand)
     admission = [c.admission_no for c in candidates]
     if len(set(admission)) != len(admission):
         raise _bad("准考证号重复", "duplicate admission numbers")
-    violation_codes = tuple((str(a), str(b)) for a, b in _get(exam, "violation_codes", list, "exam"))
+    violation_codes = []
+    for v in _get(exam, "violation_codes", list, "exam"):
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) and x for x in v)):
+            raise _bad("违纪代码表格式错误", "violation codes must be [code, text] pairs")
+        violation_codes.append((v[0], v[1]))
+    staff = exam.get("staff", [])
+    if not isinstance(staff, list) or not all(
+            isinstance(x, dict) and all(isinstance(k, str) and isinstance(val, str) for k, val in x.items())
+            for x in staff):
+        raise _bad("考务人员名单格式错误", "staff must be a list of objects of strings")
+    requirements = exam.get("requirements", {})
+    if not isinstance(requirements, dict):
+        raise _bad("环境要求格式错误", "requirements must be an object")
+    secret = _b64(_get(exam, "site_secret", str, "exam"), "site_secret")
+    if len(secret) < 16:
+        raise _bad("考点密钥过短", "site secret shorter than 16 bytes")
     return ExamData(
         name=_get(exam, "name", str, "exam"),
         site_code=_get(exam, "site_code", str, "exam"),
         site_name=exam.get("site_name", ""),
         room_code=_get(exam, "room_code", str, "exam"),
         policy=_get(exam, "policy", dict, "exam"),
-        site_secret=_b64(_get(exam, "site_secret", str, "exam"), "site_secret"),
-        violation_codes=violation_codes,
+        site_secret=secret,
+        violation_codes=tuple(violation_codes),
         situation_types=tuple(str(x) for x in _get(exam, "situation_types", list, "exam")),
-        staff=tuple(dict(x) for x in exam.get("staff", [])),
-        requirements=dict(exam.get("requirements", {})),
+        staff=tuple(dict(x) for x in staff),
+        requirements=dict(requirements),
         subjects=subjects, sessions=tuple(sessions), candidates=tuple(candidates))
 
 
@@ -179,12 +210,16 @@ class AuthorisationData:
 def read_authorisation(raw: bytes) -> AuthorisationData:
     doc = _load_json(raw, AUTH_FORMAT)
     key = _b64(_get(doc, "key", str, "authorisation"), "key")
+    room = _get(doc, "room_code", str, "authorisation")
+    if not (room.isascii() and room.isdigit() and len(room) == 10):
+        raise _bad("授权中的考场代码无效", "authorisation room code must be 10 digits")
     if len(key) != 32:
         raise _bad("授权密钥长度错误", "key must be 32 bytes")
-    return AuthorisationData(
-        _get(doc, "room_code", str, "authorisation"), _get(doc, "session", int, "authorisation"), key,
-        float(_get(doc, "valid_from", (int, float), "authorisation")),
-        float(_get(doc, "valid_until", (int, float), "authorisation")))
+    valid_from = float(_get(doc, "valid_from", (int, float), "authorisation"))
+    valid_until = float(_get(doc, "valid_until", (int, float), "authorisation"))
+    if not valid_from < valid_until:
+        raise _bad("授权有效期无效", "valid_until must be after valid_from")
+    return AuthorisationData(room, _get(doc, "session", int, "authorisation"), key, valid_from, valid_until)
 
 
 def _paper_aad(room_code: str, session: int, subject: str) -> bytes:

@@ -191,23 +191,25 @@ def test_the_package_reader_names_the_bad_admission_number(exam: MockExam) -> No
     assert "12AB" in err.zh
 
 
-# Gaps found while writing these tests; strict, so each flips to a failure once
-# kiosk/common/packages.py is fixed and the marker has to be removed.
-KNOWN_GAPS: dict[str, Change] = {
-    "version true counts as 1": set_at("version", True),
-    "full-width digits pass isdigit": set_at(
+MORE_REFUSALS: dict[str, Change] = {
+    "version true is not version 1": set_at("version", True),
+    "version 1.0 is not version 1": set_at("version", 1.0),
+    "full-width digits are not digits": set_at(
         _SECOND_ADMISSION, "１９０１１９９９９９９００１１００２"
     ),
-    "short violation entry crashes": set_at("exam.violation_codes", [["A101"]]),
-    "staff as text crashes": set_at("exam.staff", "张三"),
-    "requirements as a list crashes": set_at("exam.requirements", [1]),
+    "short violation entry": set_at("exam.violation_codes", [["A101"]]),
+    "staff as text": set_at("exam.staff", "张三"),
+    "requirements as a list": set_at("exam.requirements", [1]),
     "subject without a paper in the session": set_at("candidates.0.subjects", ["P01"]),
+    "unknown subject kind": set_at("subjects.0.kind", "essay"),
+    "gender as a number": set_at("candidates.0.gender", 1),
+    "session number zero": set_at("sessions.0.number", 0),
+    "short site secret": set_at("exam.site_secret", "AAAA"),
 }
 
 
-@pytest.mark.xfail(strict=True, reason="reported gap in kiosk/common/packages.py")
-@pytest.mark.parametrize("change", KNOWN_GAPS.values(), ids=KNOWN_GAPS.keys())
-def test_the_package_reader_should_also_refuse(exam: MockExam, change: Change) -> None:
+@pytest.mark.parametrize("change", MORE_REFUSALS.values(), ids=MORE_REFUSALS.keys())
+def test_the_package_reader_also_refuses(exam: MockExam, change: Change) -> None:
     refusal(read_exam_package, mutated(exam.package, change))
 
 
