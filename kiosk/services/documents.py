@@ -72,7 +72,7 @@ def _text(value: object) -> str:
 
 
 def _person(value: object) -> str:
-    """ "张三(15011111111)" as on the manual's record sheet; either part may be missing."""
+    """Name and phone as the manual's record sheet shows them: 张三(15011111111)."""
     info = value if isinstance(value, Mapping) else {}
     name, phone = _text(info.get("name")), _text(info.get("phone"))
     if name and phone:
@@ -98,7 +98,7 @@ def _count_people(rows: Sequence[Mapping[str, Any]]) -> int:
 def _env() -> Environment:
     # Loaded by path next to this module, never the working directory; autoescape is on for
     # every template because names and descriptions are typed by people.
-    env = Environment(
+    return Environment(
         loader=FileSystemLoader(str(_TEMPLATES)),
         autoescape=True,
         undefined=StrictUndefined,
@@ -106,8 +106,6 @@ def _env() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["fmt_time"] = fmt_time
-    return env
 
 
 def _render(template: str, **context: object) -> str:
@@ -288,6 +286,8 @@ def _requirement_rows(req: object) -> list[tuple[str, str]]:
         rows.append(("虚拟机", "不允许" if fields.pop("forbid_vm") else "不限"))
     # A field added to Requirements later still shows up rather than vanishing silently.
     rows.extend((key, _joined(value)) for key, value in fields.items())
+    if rows:
+        rows.append(("远程控制/禁用程序", "无"))  # judged on every PC, not a setting
     return rows
 
 
@@ -309,14 +309,15 @@ def render_envcheck_report(data: Mapping[str, Any]) -> str:
         for key in columns:
             item = items.get(key)
             if item is None:
-                cells.append({"value": "—", "ok": True, "required": ""})
+                cells.append({"value": "—", "css": "short", "required": ""})
             else:
+                value = _text(item.get("value"))
+                # "8192 MB" must not wrap between number and unit; long text may.
+                css = ["short"] if len(value) <= 12 else []
+                if not item.get("ok"):
+                    css.append("bad")
                 cells.append(
-                    {
-                        "value": _text(item.get("value")),
-                        "ok": bool(item.get("ok")),
-                        "required": _text(item.get("required")),
-                    }
+                    {"value": value, "css": " ".join(css), "required": _text(item.get("required"))}
                 )
         rows.append(
             {
@@ -359,7 +360,13 @@ def _csv_value(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_START) and not _is_number(text):
+    # A lone "-" placeholder or a negative number is not a formula.
+    if (
+        isinstance(value, str)
+        and len(text) > 1
+        and text.startswith(_FORMULA_START)
+        and not _is_number(text)
+    ):
         return "'" + text  # the OWASP guard: Excel shows the text instead of running it
     return text
 

@@ -301,9 +301,9 @@ def test_envcheck_report_marks_only_the_failed_items_red() -> None:
         envcheck_data({"001": GOOD_PC, "002": {**GOOD_PC, "memory_mb": 2048}})
     )
     good, bad = pc_row(html, "001"), pc_row(html, "002")
-    assert 'class="bad"' not in good
+    assert not re.search(r'class="[^"]*\bbad\b', good)
     assert ">通过</td>" in good
-    assert re.findall(r'<td class="bad"[^>]*>([^<]*)</td>', bad) == ["2048 MB"]
+    assert re.findall(r'<td class="[^"]*\bbad\b[^"]*"[^>]*>([^<]*)</td>', bad) == ["2048 MB"]
     assert ">未通过</td>" in bad
     assert 'title="要求：≥ 4096 MB"' in bad
 
@@ -399,6 +399,16 @@ def test_text_that_looks_like_a_formula_is_never_run_by_excel(tmp_path: Path, ex
     else:
         assert "'=cmd" in path.read_text(encoding="utf-8-sig")
     assert read_table(path, SEAT_COLUMNS)[0]["note"] == "-5"  # a plain number stays as it is
+
+
+def test_a_lone_dash_placeholder_is_not_mistaken_for_a_formula(tmp_path: Path) -> None:
+    path = write_table(tmp_path / "t.csv", HEADERS, [["001", "10.0.0.1", "-", "+"]])
+    assert read_table(path, SEAT_COLUMNS)[0] == {
+        "seat": "001",
+        "ip": "10.0.0.1",
+        "name": "-",
+        "note": "+",
+    }
 
 
 def test_xlsx_numbers_read_as_the_text_the_officer_typed(tmp_path: Path) -> None:

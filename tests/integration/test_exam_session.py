@@ -1,0 +1,335 @@
+"""A scripted session of 40 candidates through the room service: every during- and
+after-exam operation and every refusal named in SPEC.md, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiosk.core.errors import Refused
+from kiosk.store.models import Event
+from tests.conftest import ROOM, T0, enter
+
+START = T0 + 3600  # 09:00
+
+
+def refused(expected: str, fn, *args, **kwargs) -> Refused:
+    with pytest.raises(Refused) as err:
+        fn(*args, **kwargs)
+    assert err.value.code == expected, err.value.en
+    assert err.value.zh and err.value.en
+    return err.value
+
+
+def candidates(room) -> list[dict]:
+    return room.status()["session"]["candidates"]
+
+
+def seat_ips(room) -> list[str]:
+    return [s["ip"] for s in room.seats()]
+
+
+def answer_package(path: Path, admission_no: str, answers: list[dict], session: int = 1,
+                   room_code: str = ROOM) -> str:
+    path.write_text(json.dumps({
+        "format": "answer-package", "version": 1, "room_code": room_code, "session": session,
+        "admission_no": admission_no, "created_at": START, "answers": answers}), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def started(ready_room, clock, exam_files):
+    """Session 1 entered, authorised, login allowed, 38 of 40 logged in, exam running."""
+    room = ready_room
+    enter(room)
+    room.authorise(str(exam_files.auth[1]))
+    clock.set(START - 1700)
+    room.allow_login()
+    ips = seat_ips(room)
+    for c, ip in zip(candidates(room)[:38], ips, strict=False):
+        room.candidate_login(c["admission_no"], ip)
+    clock.set(START - 1200)
+    room.allow_start()
+    clock.set(START)
+    for c in candidates(room)[:38]:
+        room.candidate_begin(c["admission_no"], c["ip"])
+    return room
+
+
+def test_entering_a_session_needs_a_passed_seal_check_and_staff(room, fleet, exam_files):
+    room.configure(ROOM, str(Path(room.settings.home) / "answers"), box_ip="127.0.0.1")
+    refused("no_exam_data", enter, room)
+    room.exam_import(str(exam_files.package))
+    refused("seal_not_passed", enter, room)
+
+
+def test_the_session_flow_refuses_each_step_out_of_order(ready_room, clock, exam_files):
+    room = ready_room
+    refused("no_session", room.allow_login)
+    refused("bad_staff", room.session_enter, 1, "", "15000000001", "李四", "15000000002")
+    refused("bad_staff", room.session_enter, 1, "张三", "12ab", "李四", "15000000002")
+    enter(room)
+    refused("not_authorised", room.allow_login)
+    refused("wrong_session", room.authorise, str(exam_files.auth[2]))
+    room.authorise(str(exam_files.auth[1]))
+    assert room.exam_summary()["sessions"][0]["papers"] == 1
+    refused("too_early_login", room.allow_login)
+    refused("login_not_allowed", room.allow_start)
+    clock.set(START - 1800)
+    room.allow_login()
+    first = candidates(room)[0]
+    refused("not_a_seat", room.candidate_login, first["admission_no"], "127.9.9.9")
+    info = room.candidate_login(first["admission_no"], seat_ips(room)[0])
+    assert info["state"] == "logged_in" and info["papers"]["T01"]
+    assert all("answer" not in q for q in info["papers"]["T01"]), "answer keys never leave the box"
+    refused("already_logged_in", room.candidate_login, first["admission_no"], seat_ips(room)[1])
+    refused("not_started", room.candidate_begin, first["admission_no"], seat_ips(room)[0])
+    result = room.allow_start()
+    assert result["start"] == START and result["countdown_s"] == 1800
+    refused("already_started", room.allow_start)
+
+
+def test_a_late_start_needs_a_code_for_the_shown_challenge(ready_room, clock, exam_files):
+    room = ready_room
+    enter(room)
+    room.authorise(str(exam_files.auth[1]))
+    clock.set(START - 600)
+    room.allow_login()
+    clock.set(START + 16 * 60)
+    err = refused("late_start_code_needed", room.allow_start)
+    challenge = room.challenge("late_start")["challenge"]
+    assert challenge in err.zh
+    refused("code_malformed", room.allow_start, "0O1I")
+    wrong = exam_files.code("late_start", challenge, clock.now(), session=2)
+    refused("code_wrong", room.allow_start, wrong)
+    code = exam_files.code("late_start", challenge, clock.now())
+    result = room.allow_start(code)
+    assert result["late"] and result["start"] == clock.now() + 60
+
+
+def test_answers_sync_with_newest_sequence_winning(started):
+    room = started
+    c = candidates(room)[0]
+    no, ip = c["admission_no"], c["ip"]
+    assert room.save_answers(no, ip, [{"subject": "T01", "question": "q01", "value": "A", "seq": 2}]) == {"acked": 2}
+    room.save_answers(no, ip, [{"subject": "T01", "question": "q01", "value": "B", "seq": 1}])
+    answers = room.client_view(room.get_candidate(no))["answers"]
+    assert [(a["question"], a["value"], a["seq"]) for a in answers] == [("q01", "A", 2)]
+    other = candidates(room)[1]
+    refused("not_your_candidate", room.save_answers, no, other["ip"],
+            [{"subject": "T01", "question": "q02", "value": "C", "seq": 3}])
+    refused("bad_answers", room.save_answers, no, ip, [{"subject": "P01", "question": "q1", "value": 1, "seq": 4}])
+    refused("bad_answers", room.save_answers, no, ip, [{"subject": "T01", "question": "q1", "value": 1, "seq": True}])
+    refused("bad_answers", room.save_answers, no, ip, "not a list")
+
+
+def test_violations_are_registered_viewed_cancelled_and_exported(started, tmp_path):
+    room = started
+    c, absent = candidates(room)[2], candidates(room)[39]
+    refused("bad_violation_code", room.violation_add, c["admission_no"], "Z999")
+    refused("not_present", room.violation_add, absent["admission_no"], "A101")
+    v = room.violation_add(c["admission_no"], "A101", "携带纸条进入考场")
+    assert room.status()["session"]["counts"]["violations"] == 1
+    path = room.export_list("violations", str(tmp_path / "violations.xlsx"))
+    assert path["rows"] == 1
+    refused("confirm_needed", room.violation_cancel, v["id"])
+    room.violation_cancel(v["id"], confirm=True)
+    assert room.violations() == [] and room.status()["session"]["counts"]["violations"] == 0
+    refused("unknown_violation", room.violation_cancel, v["id"], confirm=True)
+
+
+def test_extra_time_is_free_up_to_the_allowance_then_needs_a_code(started, clock, exam_files):
+    room = started
+    c = candidates(room)[3]
+    no = c["admission_no"]
+    before = c["remaining_s"]
+    first = room.extra_time(no, 300, "鼠标无法使用")
+    assert first["granted_s"] == 300 and "实际补时 300 秒" in first["message"]
+    assert room.candidate_dict(room.get_candidate(no))["remaining_s"] == before + 300
+    err = refused("extra_time_code_needed", room.extra_time, no, 400)
+    challenge = room.challenge("extra_time", no)["challenge"]
+    assert challenge in err.zh
+    refused("code_wrong", room.extra_time, no, 400, code=exam_files.code("extra_time", challenge, clock.now(), amount=500))
+    code = exam_files.code("extra_time", challenge, clock.now(), amount=400)
+    assert room.extra_time(no, 400, code=code)["total_s"] == 700
+    refused("no_challenge", room.extra_time, no, 100, code=code)
+    room.challenge("extra_time", no)
+    refused("code_used", room.extra_time, no, 100, code=code)
+    # capped at the subject's duration (90 min); the report says what was really granted
+    ch = room.challenge("extra_time", no)["challenge"]
+    big = room.extra_time(no, 9000, code=exam_files.code("extra_time", ch, clock.now(), amount=9000))
+    assert big["granted_s"] == 5400 - 700 and big["total_s"] == 5400
+    refused("extra_time_cap", room.extra_time, no, 10)
+
+
+def test_extra_time_needs_an_online_candidate_in_the_exam(started, clock):
+    room = started
+    c = candidates(room)[4]
+    refused("not_in_exam", room.extra_time, candidates(room)[39]["admission_no"], 60)
+    room.seat_link(c["ip"], False)
+    refused("offline", room.extra_time, c["admission_no"], 60)
+    clock.advance(125)
+    room.seat_link(c["ip"], True)
+    info = room.candidate_dict(room.get_candidate(c["admission_no"]))
+    assert info["offline_s"] == 125, "offline time is shown so it can be granted back"
+    room.extra_time(c["admission_no"], info["offline_s"], "断线补回")
+
+
+def test_lock_message_and_raised_hand_reach_the_pc(started, fleet):
+    room = started
+    c = candidates(room)[5]
+    room.lock([c["admission_no"]])
+    assert fleet.pcs[c["ip"]].locked and room.candidate_dict(room.get_candidate(c["admission_no"]))["locked"]
+    room.lock([c["admission_no"]], unlock=True)
+    assert not fleet.pcs[c["ip"]].locked
+    refused("not_in_exam", room.lock, [candidates(room)[39]["admission_no"]])
+    room.message("请注意保存答案")
+    assert all("message" in fleet.commands(ip) for ip in seat_ips(room))
+    refused("text_too_long", room.message, "长" * 201)
+    room.raise_hand(c["admission_no"], c["ip"])
+    assert room.status()["session"]["counts"]["hands"] == 1
+    room.hand_answer(c["admission_no"])
+    refused("no_hand_raised", room.hand_answer, c["admission_no"])
+
+
+def test_break_resume_moves_a_candidate_to_any_pc_with_answers_and_time(started, clock, fleet):
+    room = started
+    c = candidates(room)[6]
+    no = c["admission_no"]
+    room.save_answers(no, c["ip"], [{"subject": "T01", "question": "q05", "value": "C", "seq": 1}])
+    refused("bad_situation", room.resume, [no], "不存在的情况", "x", "张三")
+    situation = room.situation_types()[0]
+    refused("confirm_online", room.resume, [no], situation, "考试机蓝屏", "张三")
+    refused("text_too_long", room.resume, [no], situation, "字" * 201, "张三")
+    result = room.resume([no], situation, "考试机蓝屏", "张三", confirm_online=True)
+    assert result["forced_out"] == [c["ip"]] and "force_logout" in fleet.commands(c["ip"])
+    clock.advance(300)
+    spare = seat_ips(room)[39]  # the 40th PC has nobody on it
+    view = room.candidate_login(no, spare)
+    assert view["state"] == "in_exam" and view["seat"] == "040"
+    assert [a["value"] for a in view["answers"]] == ["C"]
+    assert view["remaining_s"] == 5400 - 300, "time ran on during the move"
+    assert room.resumes()[0]["description"] == "考试机蓝屏"
+
+
+def test_a_late_candidate_needs_break_resume_with_a_code(started, clock, exam_files):
+    room = started
+    late = candidates(room)[38]
+    ip = seat_ips(room)[38]
+    clock.set(START + 1801)
+    refused("late_login", room.candidate_login, late["admission_no"], ip)
+    situation = room.situation_types()[2]
+    err = refused("late_candidate_code_needed", room.resume, [late["admission_no"]], situation, "迟到", "张三")
+    challenge = room.challenge("late_candidate")["challenge"]
+    assert challenge in err.zh
+    code = exam_files.code("late_candidate", challenge, clock.now())
+    room.resume([late["admission_no"]], situation, "按时进入考场，但登录时超过允许登录时间", "张三", code=code)
+    assert room.candidate_login(late["admission_no"], ip)["state"] == "in_exam"
+
+
+def test_absence_is_allowed_only_after_the_late_login_limit(started, clock):
+    room = started
+    absent = candidates(room)[39]["admission_no"]
+    refused("confirm_needed", room.absent, [absent])
+    refused("absence_too_early", room.absent, [absent], confirm=True)
+    clock.set(START + 1801)
+    refused("not_absent_candidate", room.absent, [candidates(room)[0]["admission_no"]], confirm=True)
+    room.absent([absent], confirm=True)
+    assert room.status()["session"]["counts"]["absent"] == 1
+    refused("absent", room.candidate_login, absent, seat_ips(room)[39])
+
+
+def test_submission_collection_and_import_follow_the_time_rules(started, clock, tmp_path):
+    room = started
+    a, b, d = candidates(room)[7], candidates(room)[8], candidates(room)[9]
+    refused("too_early_submit", room.candidate_submit, a["admission_no"], a["ip"])
+    pkg = answer_package(tmp_path / "b.json", b["admission_no"],
+                         [{"subject": "T01", "question": "q01", "value": "D", "seq": 9, "saved_at": START}])
+    refused("too_early_collect", room.collect, pkg)
+    clock.set(START + 1800)
+    room.candidate_submit(a["admission_no"], a["ip"])
+    refused("already_submitted", room.candidate_submit, a["admission_no"], a["ip"])
+    assert room.collect(pkg)["answers"] == 1
+    assert room.get_candidate(b["admission_no"]).state == "submitted"
+    assert room.collect(pkg)["already"], "the same package twice changes nothing"
+    foreign = answer_package(tmp_path / "f.json", d["admission_no"], [], room_code="1999999002")
+    refused("foreign_room", room.import_answers, foreign)
+    other_session = answer_package(tmp_path / "s.json", d["admission_no"], [], session=2)
+    refused("wrong_session", room.import_answers, other_session)
+    (tmp_path / "broken.json").write_text("{not json")
+    refused("package_invalid", room.import_answers, str(tmp_path / "broken.json"))
+    room.save_answers(d["admission_no"], d["ip"], [{"subject": "T01", "question": "q02", "value": "A", "seq": 5}])
+    newer = answer_package(tmp_path / "d.json", d["admission_no"], [
+        {"subject": "T01", "question": "q02", "value": "B", "seq": 7, "saved_at": START},
+        {"subject": "T01", "question": "q03", "value": "C", "seq": 3, "saved_at": START}])
+    assert room.import_answers(newer)["newer"] == 2
+    values = {x["question"]: x["value"] for x in room.client_view(room.get_candidate(d["admission_no"]))["answers"]}
+    assert values == {"q02": "B", "q03": "C"}
+
+
+def test_reexam_wipes_the_chosen_subject_after_every_confirmation(started, clock, exam_files):
+    room = started
+    c = candidates(room)[10]
+    no = c["admission_no"]
+    room.save_answers(no, c["ip"], [{"subject": "T01", "question": "q01", "value": "A", "seq": 1}])
+    refused("tick_understood", room.reexam, no, ["T01"], "作答数据无法恢复", "")
+    refused("bad_subjects", room.reexam, no, ["P01"], "作答数据无法恢复", "", understood=True)
+    err = refused("reexam_code_needed", room.reexam, no, ["T01"], "作答数据无法恢复", "", understood=True)
+    challenge = room.challenge("reexam", no)["challenge"]
+    assert challenge in err.zh
+    code = exam_files.code("reexam", challenge, clock.now())
+    refused("confirm_needed", room.reexam, no, ["T01"], "作答数据无法恢复", code, understood=True)
+    clock.advance(3600 + 700)
+    refused("code_expired", room.reexam, no, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
+    challenge = room.challenge("reexam", no)["challenge"]
+    code = exam_files.code("reexam", challenge, clock.now())
+    result = room.reexam(no, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
+    assert result["answers_wiped"] == 1 and room.get_candidate(no).state == "not_logged_in"
+    assert room.client_view(room.get_candidate(no))["answers"] == []
+
+
+def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):
+    room = started
+    cands = candidates(room)
+    clock.set(START + 1801)
+    room.absent([c["admission_no"] for c in cands[38:]], confirm=True)
+    for c in cands[:37]:
+        room.save_answers(c["admission_no"], c["ip"],
+                          [{"subject": "T01", "question": f"q{i:02d}", "value": "A", "seq": i} for i in range(1, 11)])
+        room.candidate_submit(c["admission_no"], c["ip"])
+    err = refused("candidates_still_writing", room.end, "888")
+    assert "1" in err.zh
+    last = cands[37]
+    room.candidate_submit(last["admission_no"], last["ip"])
+    refused("wrong_password", room.end, "999")
+    room.end("888")
+    refused("no_session", room.allow_login)
+    table = room.verify()
+    totals = table["totals"]
+    assert (totals["total"], totals["absent"], totals["collected"]) == (40, 2, 40)
+    assert table["ok"] and table["rows"][0]["progress_pct"] == 22  # 10 of 45 questions
+    refused("backup_first", room.upload)
+    usb = tmp_path / "usb-stick"
+    usb.mkdir()
+    backup = room.backup(str(usb))
+    doc = json.loads(Path(backup["path"]).read_text(encoding="utf-8"))
+    assert doc["session"] == 1 and len(doc["answers"]) == 370 and doc["event_chain"]["ok"]
+    refused("not_site_mode", room.upload)
+    exported = room.export(str(tmp_path))
+    assert Path(exported["path"]).exists() and exported["message"] == "导出完成"
+    record = room.situation_record(str(tmp_path / "situation.html"), 1)
+    html = Path(record["path"]).read_text(encoding="utf-8")
+    assert "考场情况记录单" in html and "缺考人数:2人" in html
+    verification = room.export_list("verification", str(tmp_path / "verify.csv"))
+    assert verification["rows"] == 40
+
+
+def test_the_event_log_names_the_first_tampered_event(started):
+    room = started
+    assert room.log_verify()["ok"]
+    target = Event.select().order_by(Event.id).offset(10).first()
+    Event.update(payload='{"forged": true}').where(Event.id == target.id).execute()
+    report = room.log_verify()
+    assert not report["ok"] and report["first_bad_id"] == target.id
