@@ -34,8 +34,13 @@ def cmd_site_mock(ns: argparse.Namespace) -> int:
     from kiosk.site.mock import build_default_exam, write_mock_exam
 
     start = ns.start if ns.start is not None else time.time() + 3600
-    exam = build_default_exam(room_code=ns.room, site_code=ns.room[:7], first_start=start,
-                              candidates_per_session=ns.candidates, mock=not ns.formal)
+    exam = build_default_exam(
+        room_code=ns.room,
+        site_code=ns.room[:7],
+        first_start=start,
+        candidates_per_session=ns.candidates,
+        mock=not ns.formal,
+    )
     paths = write_mock_exam(exam, Path(ns.out))
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -49,8 +54,11 @@ def cmd_site_code(ns: argparse.Namespace) -> int:
     from kiosk.site.codes import calculate
 
     try:
-        secret = base64.b64decode(Path(ns.secret_file).read_text().strip(), validate=True) \
-            if ns.secret_file else _secret_from_package(Path(ns.package))
+        secret = (
+            base64.b64decode(Path(ns.secret_file).read_text().strip(), validate=True)
+            if ns.secret_file
+            else _secret_from_package(Path(ns.package))
+        )
         code = calculate(ns.purpose, ns.room, ns.session, ns.challenge, ns.seconds, secret, time.time())
     except Refused as exc:
         print(f"拒绝：{exc.zh}", file=sys.stderr)

@@ -24,8 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog.append(f"{group}:")
         epilog += [f"  {op.verb:<18} {op.title}" for op in OPERATIONS if op.group == group]
     parser = argparse.ArgumentParser(
-        prog="kiosk ctl", description="监考机命令行：对运行中的监考引擎执行一项操作",
-        epilog="\n".join(epilog), formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="kiosk ctl",
+        description="监考机命令行：对运行中的监考引擎执行一项操作",
+        epilog="\n".join(epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--home", help="监考机数据目录（默认 KIOSK_HOME）")
     parser.add_argument("--json", action="store_true", help="输出 JSON")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -38,9 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
             elif prm.kind == "list":
                 p.add_argument(flag, dest=prm.name, nargs="+", required=prm.required, help=prm.help)
             else:
-                p.add_argument(flag, dest=prm.name, type=int if prm.kind == "int" else str,
-                               required=prm.required and not (op.password and prm.name == "password"),
-                               default=prm.default, help=prm.help)
+                p.add_argument(
+                    flag,
+                    dest=prm.name,
+                    type=int if prm.kind == "int" else str,
+                    required=prm.required and not (op.password and prm.name == "password"),
+                    default=prm.default,
+                    help=prm.help,
+                )
     return parser
 
 
@@ -52,8 +60,11 @@ def call(home: Path, verb: str, params: dict[str, Any], timeout: float = 120.0) 
     except OSError as exc:
         raise ConnectionError(f"监考引擎未运行（{home} 中没有 {PORT_FILE}）") from exc
     req = urllib.request.Request(
-        f"http://{addr}/api/op/{verb}", data=json.dumps(params).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        f"http://{addr}/api/op/{verb}",
+        data=json.dumps(params).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
@@ -114,5 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             print(human(answer["result"]))
     else:
         err = answer.get("error", {})
-        print(f"拒绝：{err.get('zh', '')}\n({err.get('code', '')}: {err.get('en', '')})", file=sys.stderr)
+        print(
+            f"拒绝：{err.get('zh', '')}\n({err.get('code', '')}: {err.get('en', '')})",
+            file=sys.stderr,
+        )
     return 0 if answer.get("ok") else EXIT_REFUSED

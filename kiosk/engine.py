@@ -46,11 +46,11 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     ports, sim = make_ports(simulate_seats)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
     service = await asyncio.get_running_loop().run_in_executor(executor, build, settings, ports)
-    if sim is not None:  # simulated PCs keep a live link
-        await asyncio.get_running_loop().run_in_executor(
-            executor, lambda: [service.seat_link(ip, True) for ip in sim.pcs
-                               if service.seat_by_ip(ip) is not None])
-    runner = await start_admin(service, settings.home_path, settings.admin_host, settings.admin_port, executor)
+    if sim is not None:  # simulated PCs report their links as the real network will
+        await asyncio.get_running_loop().run_in_executor(executor, sim.attach, service)
+    runner = await start_admin(
+        service, settings.home_path, settings.admin_host, settings.admin_port, executor
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

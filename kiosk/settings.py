@@ -17,12 +17,12 @@ def _default_home() -> str:
 class Settings:
     home: str = _default_home()
     admin_host: str = "127.0.0.1"
-    admin_port: int = 0                  # 0: pick a free port, written to the home folder
-    control_port: int = 47210            # TLS link from exam-PC daemons (room network)
-    scan_port: int = 47211               # UDP seat scan
+    admin_port: int = 0  # 0: pick a free port, written to the home folder
+    control_port: int = 47210  # TLS link from exam-PC daemons (room network)
+    scan_port: int = 47211  # UDP seat scan
     heartbeat_s: float = 1.0
     offline_after_s: float = 3.0
-    min_free_bytes: int = 5 * 1024**3    # answer folder needs 5 GB free
+    min_free_bytes: int = 5 * 1024**3  # answer folder needs 5 GB free
     max_clock_skew_s: float = 5.0
     request_timeout_s: float = 10.0
 

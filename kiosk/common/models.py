@@ -53,7 +53,7 @@ class Answer(BaseModel):
     admission_no = CharField(max_length=32)
     subject = CharField(max_length=32)
     question = CharField(max_length=64)
-    value = TextField()          # JSON
+    value = TextField()  # JSON
     seq = IntegerField()
     saved_at = FloatField()
 
@@ -67,7 +67,7 @@ class JournalEntry(BaseModel):
     seq = IntegerField(primary_key=True)
     admission_no = CharField(max_length=32, default="")
     kind = CharField(max_length=32)
-    payload = TextField()        # JSON
+    payload = TextField()  # JSON
     created_at = FloatField()
     acked = BooleanField(default=False, index=True)
 

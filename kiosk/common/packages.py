@@ -21,8 +21,11 @@ from kiosk.core.errors import Refused
 EXAM_FORMAT = "exam-package"
 AUTH_FORMAT = "session-authorisation"
 VERSION = 1
-_FORMAT_ZH = {"exam-package": "考务数据包", "session-authorisation": "考试授权文件",
-              "answer-package": "作答包"}
+_FORMAT_ZH = {
+    "exam-package": "考务数据包",
+    "session-authorisation": "考试授权文件",
+    "answer-package": "作答包",
+}
 
 
 def _bad(what: str, en: str) -> Refused:
@@ -97,8 +100,7 @@ def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad("不是有效的 JSON 文件", f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != fmt:
-        raise _bad(f"不是{_FORMAT_ZH.get(fmt, fmt)}",
-                   f"format is not {fmt}")
+        raise _bad(f"不是{_FORMAT_ZH.get(fmt, fmt)}", f"format is not {fmt}")
     version = doc.get("version")
     if type(version) is not int or version != VERSION:
         raise _bad(f"不支持的版本 {version!r}", f"unsupported version {version!r}")
@@ -116,9 +118,14 @@ def read_exam_package(raw: bytes) -> ExamData:
     doc = _load_json(raw, EXAM_FORMAT)
     exam = _get(doc, "exam", dict, "package")
     subjects = tuple(
-        SubjectData(_get(s, "code", str, "subject"), _get(s, "name", str, "subject"),
-                    _get(s, "duration_s", int, "subject"), s.get("kind", "theory"))
-        for s in _get(doc, "subjects", list, "package"))
+        SubjectData(
+            _get(s, "code", str, "subject"),
+            _get(s, "name", str, "subject"),
+            _get(s, "duration_s", int, "subject"),
+            s.get("kind", "theory"),
+        )
+        for s in _get(doc, "subjects", list, "package")
+    )
     if any(s.kind not in ("theory", "operation") for s in subjects):
         raise _bad("科目类型只能是 theory 或 operation", "subject kind must be theory or operation")
     codes = {s.code for s in subjects}
@@ -129,16 +136,23 @@ def read_exam_package(raw: bytes) -> ExamData:
     sessions = []
     for s in _get(doc, "sessions", list, "package"):
         papers = tuple(
-            PaperData(_get(p, "subject", str, "paper"), _b64(_get(p, "nonce", str, "paper"), "paper"),
-                      _b64(_get(p, "ciphertext", str, "paper"), "paper"))
-            for p in _get(s, "papers", list, "session"))
+            PaperData(
+                _get(p, "subject", str, "paper"),
+                _b64(_get(p, "nonce", str, "paper"), "paper"),
+                _b64(_get(p, "ciphertext", str, "paper"), "paper"),
+            )
+            for p in _get(s, "papers", list, "session")
+        )
         if any(p.subject not in codes for p in papers):
             raise _bad("试卷科目不存在", "paper for an unknown subject")
         if len({p.subject for p in papers}) != len(papers):
             raise _bad("同一场次同一科目有多份试卷", "two papers for one subject in a session")
         if any(len(p.nonce) != 12 for p in papers):
             raise _bad("试卷加密参数错误", "paper nonce must be 12 bytes")
-        number, start = _get(s, "number", int, "session"), float(_get(s, "start", (int, float), "session"))
+        number, start = (
+            _get(s, "number", int, "session"),
+            float(_get(s, "start", (int, float), "session")),
+        )
         if number <= 0 or not math.isfinite(start):
             raise _bad("场次编号或开考时间无效", "bad session number or start")
         sessions.append(SessionData(number, _get(s, "name", str, "session"), start, papers))
@@ -152,10 +166,18 @@ def read_exam_package(raw: bytes) -> ExamData:
             if not isinstance(c.get(key, ""), str):
                 raise _bad(f"考生字段 {key} 类型错误", f"candidate.{key}: wrong type")
         cand = CandidateData(
-            _get(c, "admission_no", str, "candidate"), _get(c, "name", str, "candidate"),
-            c.get("gender", ""), c.get("id_type", ""), c.get("id_number", ""),
-            _get(c, "session", int, "candidate"), subj)
-        if not (cand.admission_no.isascii() and cand.admission_no.isdigit()) or not 1 <= len(cand.admission_no) <= 32:
+            _get(c, "admission_no", str, "candidate"),
+            _get(c, "name", str, "candidate"),
+            c.get("gender", ""),
+            c.get("id_type", ""),
+            c.get("id_number", ""),
+            _get(c, "session", int, "candidate"),
+            subj,
+        )
+        if (
+            not (cand.admission_no.isascii() and cand.admission_no.isdigit())
+            or not 1 <= len(cand.admission_no) <= 32
+        ):
             raise _bad(f"准考证号格式错误：{cand.admission_no[:40]}", "bad admission number")
         if cand.session not in numbers:
             raise _bad(f"考生 {cand.admission_no} 的场次不存在", "candidate in unknown session")
@@ -163,7 +185,10 @@ def read_exam_package(raw: bytes) -> ExamData:
             raise _bad(f"考生 {cand.admission_no} 的科目不存在", "candidate with unknown subject")
         paper_subjects = {p.subject for p in sessions[numbers.index(cand.session)].papers}
         if any(x not in paper_subjects for x in subj):
-            raise _bad(f"考生 {cand.admission_no} 的科目在该场次没有试卷", "candidate subject without a paper")
+            raise _bad(
+                f"考生 {cand.admission_no} 的科目在该场次没有试卷",
+                "candidate subject without a paper",
+            )
         candidates.append(cand)
     admission = [c.admission_no for c in candidates]
     if len(set(admission)) != len(admission):
@@ -175,8 +200,9 @@ def read_exam_package(raw: bytes) -> ExamData:
         violation_codes.append((v[0], v[1]))
     staff = exam.get("staff", [])
     if not isinstance(staff, list) or not all(
-            isinstance(x, dict) and all(isinstance(k, str) and isinstance(val, str) for k, val in x.items())
-            for x in staff):
+        isinstance(x, dict) and all(isinstance(k, str) and isinstance(val, str) for k, val in x.items())
+        for x in staff
+    ):
         raise _bad("考务人员名单格式错误", "staff must be a list of objects of strings")
     requirements = exam.get("requirements", {})
     if not isinstance(requirements, dict):
@@ -195,7 +221,10 @@ def read_exam_package(raw: bytes) -> ExamData:
         situation_types=tuple(str(x) for x in _get(exam, "situation_types", list, "exam")),
         staff=tuple(dict(x) for x in staff),
         requirements=dict(requirements),
-        subjects=subjects, sessions=tuple(sessions), candidates=tuple(candidates))
+        subjects=subjects,
+        sessions=tuple(sessions),
+        candidates=tuple(candidates),
+    )
 
 
 @dataclass(frozen=True)
@@ -226,23 +255,31 @@ def _paper_aad(room_code: str, session: int, subject: str) -> bytes:
     return json.dumps([EXAM_FORMAT, VERSION, room_code, session, subject]).encode()
 
 
-def seal_paper(key: bytes, room_code: str, session: int, subject: str,
-               questions: list[dict[str, Any]]) -> dict[str, str]:
+def seal_paper(
+    key: bytes, room_code: str, session: int, subject: str, questions: list[dict[str, Any]]
+) -> dict[str, str]:
     nonce = os.urandom(12)
     body = json.dumps(questions, ensure_ascii=False).encode()
     ct = AESGCM(key).encrypt(nonce, body, _paper_aad(room_code, session, subject))
-    return {"subject": subject, "nonce": base64.b64encode(nonce).decode(),
-            "ciphertext": base64.b64encode(ct).decode()}
+    return {
+        "subject": subject,
+        "nonce": base64.b64encode(nonce).decode(),
+        "ciphertext": base64.b64encode(ct).decode(),
+    }
 
 
 def open_paper(key: bytes, room_code: str, session: int, paper: PaperData) -> list[dict[str, Any]]:
     try:
-        body = AESGCM(key).decrypt(paper.nonce, paper.ciphertext,
-                                   _paper_aad(room_code, session, paper.subject))
+        body = AESGCM(key).decrypt(
+            paper.nonce, paper.ciphertext, _paper_aad(room_code, session, paper.subject)
+        )
         questions = json.loads(body)
     except (InvalidTag, ValueError) as exc:
-        raise Refused("authorisation_key_wrong", "考试授权与试卷不匹配，无法解密试卷",
-                      "the authorisation key does not open the paper") from exc
+        raise Refused(
+            "authorisation_key_wrong",
+            "考试授权与试卷不匹配，无法解密试卷",
+            "the authorisation key does not open the paper",
+        ) from exc
     if not isinstance(questions, list):
         raise _bad("试卷内容格式错误", "paper is not a list")
     return questions
@@ -278,9 +315,19 @@ def read_answer_package(raw: bytes) -> AnswerPackage:
         seq = _get(a, "seq", int, "answer")
         if seq <= 0:
             raise _bad("作答序号无效", "answer seq must be positive")
-        answers.append({"subject": _get(a, "subject", str, "answer"),
-                        "question": _get(a, "question", str, "answer"), "value": a.get("value"),
-                        "seq": seq, "saved_at": float(_get(a, "saved_at", (int, float), "answer"))})
-    return AnswerPackage(_get(doc, "room_code", str, "package"), _get(doc, "session", int, "package"),
-                         _get(doc, "admission_no", str, "package"),
-                         float(_get(doc, "created_at", (int, float), "package")), tuple(answers))
+        answers.append(
+            {
+                "subject": _get(a, "subject", str, "answer"),
+                "question": _get(a, "question", str, "answer"),
+                "value": a.get("value"),
+                "seq": seq,
+                "saved_at": float(_get(a, "saved_at", (int, float), "answer")),
+            }
+        )
+    return AnswerPackage(
+        _get(doc, "room_code", str, "package"),
+        _get(doc, "session", int, "package"),
+        _get(doc, "admission_no", str, "package"),
+        float(_get(doc, "created_at", (int, float), "package")),
+        tuple(answers),
+    )

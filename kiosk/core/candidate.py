@@ -178,8 +178,7 @@ def check_absent(c: CandidateView, room: RoomPhase, now: float) -> None:
         raise Refused(
             "not_absent_candidate",
             f"只有未登录的考生才能登记缺考，该考生状态为「{STATE_ZH[c.state]}」",
-            f"only a candidate who never logged in can be registered absent;"
-            f" this one is {c.state.value}",
+            f"only a candidate who never logged in can be registered absent; this one is {c.state.value}",
         )
     timeline.check_absence_allowed(now, room.actual_start, room.policy)
 
@@ -210,9 +209,7 @@ def check_reexam(c: CandidateView) -> None:
 
 def transition_after_reexam(c: CandidateView) -> CandidateView:
     """Back to 未登录; the history flags stay for the record, the lock goes with the answers."""
-    return replace(
-        c, state=_S.NOT_LOGGED_IN, resume_pending=False, flags=replace(c.flags, locked=False)
-    )
+    return replace(c, state=_S.NOT_LOGGED_IN, resume_pending=False, flags=replace(c.flags, locked=False))
 
 
 def check_submit_candidate(c: CandidateView, room: RoomPhase, now: float) -> None:
@@ -223,6 +220,4 @@ def check_submit_candidate(c: CandidateView, room: RoomPhase, now: float) -> Non
 
 
 def after_submit(c: CandidateView) -> CandidateView:
-    return replace(
-        c, state=_S.SUBMITTED, resume_pending=False, flags=replace(c.flags, locked=False)
-    )
+    return replace(c, state=_S.SUBMITTED, resume_pending=False, flags=replace(c.flags, locked=False))

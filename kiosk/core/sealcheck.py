@@ -94,10 +94,7 @@ def _clock(f: SealFacts) -> SealItem:
 
 def _daemons(f: SealFacts) -> SealItem:
     ok = f.seats > 0 and f.daemons_online >= f.seats
-    if f.seats <= 0:
-        detail = "尚未添加机位"
-    else:
-        detail = f"在线 {min(f.daemons_online, f.seats)}/{f.seats} 台"
+    detail = "尚未添加机位" if f.seats <= 0 else f"在线 {min(f.daemons_online, f.seats)}/{f.seats} 台"
     return SealItem("daemons", "考试机守护进程", ok, detail)
 
 

@@ -64,9 +64,7 @@ def start_needs_code(now: float, scheduled_start: float, policy: Policy) -> bool
     return now > scheduled_start + policy.start_grace_s
 
 
-def check_allow_start(
-    now: float, scheduled_start: float, policy: Policy, login_allowed: bool
-) -> None:
+def check_allow_start(now: float, scheduled_start: float, policy: Policy, login_allowed: bool) -> None:
     if not login_allowed:
         raise Refused(
             "login_not_allowed",
@@ -159,8 +157,7 @@ def check_absence_allowed(now: float, actual_start: float | None, policy: Policy
         raise Refused(
             "absence_too_early",
             f"迟到时间未过，暂不能登记缺考，还需等待 {format_duration_zh(wait)}",
-            f"absence can be registered only after the late-login limit,"
-            f" in {format_duration_en(wait)}",
+            f"absence can be registered only after the late-login limit, in {format_duration_en(wait)}",
         )
 
 

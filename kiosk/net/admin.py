@@ -39,20 +39,35 @@ def load_or_make_token(home: Path) -> str:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, content_type="application/json",
-                        text=json.dumps(data, ensure_ascii=False, default=str))
+    return web.Response(
+        status=status,
+        content_type="application/json",
+        text=json.dumps(data, ensure_ascii=False, default=str),
+    )
 
 
 def make_app(service: Any, token: str, executor: ThreadPoolExecutor) -> web.Application:
     async def op(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         if not tokens_equal(auth, f"Bearer {token}"):
-            return _json({"ok": False, "error": {"code": "unauthorised", "zh": "未授权", "en": "bad token"}}, 401)
+            return _json(
+                {"ok": False, "error": {"code": "unauthorised", "zh": "未授权", "en": "bad token"}},
+                401,
+            )
         verb = request.match_info["verb"]
         spec = BY_VERB.get(verb)
         if spec is None:
-            return _json({"ok": False, "error": {"code": "unknown_verb", "zh": f"未知操作 {verb}",
-                                                  "en": f"unknown verb {verb}"}}, 404)
+            return _json(
+                {
+                    "ok": False,
+                    "error": {
+                        "code": "unknown_verb",
+                        "zh": f"未知操作 {verb}",
+                        "en": f"unknown verb {verb}",
+                    },
+                },
+                404,
+            )
         try:
             body = await request.json() if request.can_read_body else {}
             if not isinstance(body, dict):
@@ -65,7 +80,13 @@ def make_app(service: Any, token: str, executor: ThreadPoolExecutor) -> web.Appl
             log.info("refused %s: %s", verb, exc.en)
             return _json({"ok": False, "error": exc.to_dict()}, 409)
         except (ValueError, json.JSONDecodeError) as exc:
-            return _json({"ok": False, "error": {"code": "bad_request", "zh": "请求格式错误", "en": str(exc)}}, 400)
+            return _json(
+                {
+                    "ok": False,
+                    "error": {"code": "bad_request", "zh": "请求格式错误", "en": str(exc)},
+                },
+                400,
+            )
         return _json({"ok": True, "result": result})
 
     app = web.Application(client_max_size=MAX_BODY)
@@ -73,8 +94,9 @@ def make_app(service: Any, token: str, executor: ThreadPoolExecutor) -> web.Appl
     return app
 
 
-async def start_admin(service: Any, home: Path, host: str, port: int,
-                      executor: ThreadPoolExecutor) -> web.AppRunner:
+async def start_admin(
+    service: Any, home: Path, host: str, port: int, executor: ThreadPoolExecutor
+) -> web.AppRunner:
     token = load_or_make_token(home)
     runner = web.AppRunner(make_app(service, token, executor), access_log=None)
     await runner.setup()

@@ -13,9 +13,26 @@ from kiosk.core.errors import Refused
 from kiosk.core.lockout import LOCKOUT_S, MAX_FAILURES, check_password_policy, locked_until
 from kiosk.services.base import ServiceBase, dumps, loads
 from kiosk.store.models import (
-    Absence, Answer, Candidate, Challenge, EnvResult, EnvRun, Exam, ExtraTime, ImportedPackage,
-    OfflineInterval, Paper, RoomConfig, SealResult, Seat, Session, SessionAuthorisation, Subject,
-    UsedCode, User, Violation,
+    Absence,
+    Answer,
+    Candidate,
+    Challenge,
+    EnvResult,
+    EnvRun,
+    Exam,
+    ExtraTime,
+    ImportedPackage,
+    OfflineInterval,
+    Paper,
+    RoomConfig,
+    SealResult,
+    Seat,
+    Session,
+    SessionAuthorisation,
+    Subject,
+    UsedCode,
+    User,
+    Violation,
 )
 from kiosk.store.models import Resume as ResumeRecord
 
@@ -28,14 +45,21 @@ class SystemAdmin(ServiceBase):
         """First start: the administrator with the default password, flagged until changed."""
         if User.get_or_none(User.username == "admin") is None:
             with self.tx():
-                User.create(username="admin", password_hash=hash_password(DEFAULT_PASSWORD),
-                            default_password=True)
+                User.create(
+                    username="admin",
+                    password_hash=hash_password(DEFAULT_PASSWORD),
+                    default_password=True,
+                )
                 self.event("admin_created")
 
     def user(self) -> dict[str, Any]:
         u = self.admin()
-        return {"username": u.username, "name": u.name, "phone": u.phone,
-                "default_password": u.default_password}
+        return {
+            "username": u.username,
+            "name": u.name,
+            "phone": u.phone,
+            "default_password": u.default_password,
+        }
 
     def user_set(self, name: str, phone: str) -> dict[str, Any]:
         name, phone = name.strip(), phone.strip()
@@ -56,15 +80,17 @@ class SystemAdmin(ServiceBase):
             until = locked_until(failures, self.now())
             if until is not None:
                 wait = int(until - self.now()) + 1
-                raise Refused("locked_out", f"密码错误次数过多，请 {wait} 秒后再试",
-                              f"locked out for {wait} s")
+                raise Refused(
+                    "locked_out",
+                    f"密码错误次数过多，请 {wait} 秒后再试",
+                    f"locked out for {wait} s",
+                )
             if not check_password(password, u.password_hash):
                 failures = [*failures, self.now()][-MAX_FAILURES:]
                 User.update(failures=dumps(failures)).where(User.id == u.id).execute()
                 self.event("login_failed", failures=len(failures))
                 left = MAX_FAILURES - len(failures)
-                hint = (f"还可尝试 {left} 次" if left > 0
-                        else f"已锁定 {LOCKOUT_S // 60} 分钟")
+                hint = f"还可尝试 {left} 次" if left > 0 else f"已锁定 {LOCKOUT_S // 60} 分钟"
                 raise_later = Refused("wrong_password", f"密码错误，{hint}", "wrong password")
             else:
                 User.update(failures="[]").where(User.id == u.id).execute()
@@ -72,8 +98,11 @@ class SystemAdmin(ServiceBase):
                 raise_later = None
         if raise_later is not None:  # the failure count must commit before refusing
             raise raise_later
-        return {"ok": True, "default_password": u.default_password,
-                "warning": "仍在使用默认密码，请尽快修改" if u.default_password else ""}
+        return {
+            "ok": True,
+            "default_password": u.default_password,
+            "warning": "仍在使用默认密码，请尽快修改" if u.default_password else "",
+        }
 
     def verify_password(self, password: str) -> None:
         """Operations that need the administrator password (end exam, initialise box)."""
@@ -83,8 +112,9 @@ class SystemAdmin(ServiceBase):
         check_password_policy(new)
         self.login(old)
         with self.tx():
-            User.update(password_hash=hash_password(new), default_password=(new == DEFAULT_PASSWORD)
-                        ).where(User.username == "admin").execute()
+            User.update(password_hash=hash_password(new), default_password=(new == DEFAULT_PASSWORD)).where(
+                User.username == "admin"
+            ).execute()
             self.event("password_changed")
         return {"ok": True}
 
@@ -103,8 +133,11 @@ class SystemAdmin(ServiceBase):
         chosen = [s for s in seats if s.ip in wanted]
         unknown = wanted - {s.ip for s in chosen}
         if unknown:
-            raise Refused("unknown_ip", f"这些 IP 没有机位：{', '.join(sorted(unknown))}",
-                          f"no seat for {sorted(unknown)}")
+            raise Refused(
+                "unknown_ip",
+                f"这些 IP 没有机位：{', '.join(sorted(unknown))}",
+                f"no seat for {sorted(unknown)}",
+            )
         return chosen
 
     def remote(self, action: str, ips: Sequence[str] | None = None) -> dict[str, Any]:
@@ -114,7 +147,10 @@ class SystemAdmin(ServiceBase):
         if action == "wake":
             macs = [s.mac for s in seats if s.mac]
             self.ports.seats.wake(macs)
-            result = {"ok": [s.ip for s in seats if s.mac], "failed": {s.ip: "没有 MAC 地址" for s in seats if not s.mac}}
+            result = {
+                "ok": [s.ip for s in seats if s.mac],
+                "failed": {s.ip: "没有 MAC 地址" for s in seats if not s.mac},
+            }
         else:
             sent = self.ports.seats.send([s.ip for s in seats], action, {})
             result = {"ok": list(sent.ok), "failed": sent.failed}
@@ -122,8 +158,9 @@ class SystemAdmin(ServiceBase):
             self.event("remote_" + action, targets=[s.ip for s in seats], **result)
         return result
 
-    def init_pcs(self, uninstall: bool = False, ips: Sequence[str] | None = None,
-                 confirm: bool = False) -> dict[str, Any]:
+    def init_pcs(
+        self, uninstall: bool = False, ips: Sequence[str] | None = None, confirm: bool = False
+    ) -> dict[str, Any]:
         if not confirm:
             raise Refused("confirm_needed", "初始化考试机会清除考生数据，需要确认", "needs confirmation")
         if Session.select().where(Session.actual_start.is_null(False), Session.ended_at.is_null()).exists():
@@ -134,17 +171,38 @@ class SystemAdmin(ServiceBase):
             self.event("pcs_initialised", uninstall=uninstall, ok=list(sent.ok), failed=sent.failed)
         return {"ok": list(sent.ok), "failed": sent.failed}
 
-    def init_box(self, password: str, keep_params_and_seats: bool = True,
-                 confirm: bool = False) -> dict[str, Any]:
+    def init_box(
+        self, password: str, keep_params_and_seats: bool = True, confirm: bool = False
+    ) -> dict[str, Any]:
         """Wipe exam data, authorisations and answers; the event log stays (it is the audit)."""
         if not confirm:
-            raise Refused("confirm_needed", "初始化监考机会清除考务数据、授权和作答，需要确认",
-                          "needs confirmation")
+            raise Refused(
+                "confirm_needed",
+                "初始化监考机会清除考务数据、授权和作答，需要确认",
+                "needs confirmation",
+            )
         self.verify_password(password)
         with self.tx():
-            for model in (Answer, Absence, ExtraTime, ResumeRecord, Violation, OfflineInterval,
-                          UsedCode, Challenge, SessionAuthorisation, Paper, Candidate, Session,
-                          Subject, Exam, ImportedPackage, SealResult, EnvResult, EnvRun):
+            for model in (
+                Answer,
+                Absence,
+                ExtraTime,
+                ResumeRecord,
+                Violation,
+                OfflineInterval,
+                UsedCode,
+                Challenge,
+                SessionAuthorisation,
+                Paper,
+                Candidate,
+                Session,
+                Subject,
+                Exam,
+                ImportedPackage,
+                SealResult,
+                EnvResult,
+                EnvRun,
+            ):
                 model.delete().execute()
             if not keep_params_and_seats:
                 Seat.delete().execute()

@@ -24,7 +24,14 @@ from kiosk.services.base import loads
 from kiosk.services.candidates import CandidateLink
 from kiosk.store import events
 from kiosk.store.models import (
-    Absence, Answer, Candidate, Event, Paper, Seat, Session, UsedCode,
+    Absence,
+    Answer,
+    Candidate,
+    Event,
+    Paper,
+    Seat,
+    Session,
+    UsedCode,
 )
 
 Progress = Callable[[int, int], None]
@@ -60,8 +67,11 @@ class AfterExam(CandidateLink):
         if pkg.room_code != cfg.room_code:
             raise Refused("foreign_room", f"作答包属于考场 {pkg.room_code}，不是本考场", "foreign room")
         if pkg.session != session.number:
-            raise Refused("wrong_session", f"作答包属于第 {pkg.session} 场次，当前为第 {session.number} 场次",
-                          "answer package of another session")
+            raise Refused(
+                "wrong_session",
+                f"作答包属于第 {pkg.session} 场次，当前为第 {session.number} 场次",
+                "answer package of another session",
+            )
         return raw, pkg
 
     def _merge_answers(self, c: Candidate, pkg: Any) -> int:
@@ -70,17 +80,30 @@ class AfterExam(CandidateLink):
         for a in pkg.answers:
             if a["subject"] not in subjects:
                 raise Refused("package_invalid", "作答包中含有该考生未报考的科目", "foreign subject")
-            rows.append(dict(admission_no=c.admission_no, subject=a["subject"], question=a["question"][:64],
-                             value=json.dumps(a["value"], ensure_ascii=False), seq=a["seq"],
-                             saved_at=a["saved_at"]))
-        before = {(a.subject, a.question): a.seq for a in
-                  Answer.select().where(Answer.admission_no == c.admission_no)}
+            rows.append(
+                dict(
+                    admission_no=c.admission_no,
+                    subject=a["subject"],
+                    question=a["question"][:64],
+                    value=json.dumps(a["value"], ensure_ascii=False),
+                    seq=a["seq"],
+                    saved_at=a["saved_at"],
+                )
+            )
+        before = {
+            (a.subject, a.question): a.seq
+            for a in Answer.select().where(Answer.admission_no == c.admission_no)
+        }
         if rows:
             Answer.insert_many(rows).on_conflict(
                 conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-                update={Answer.value: EXCLUDED.value, Answer.seq: EXCLUDED.seq,
-                        Answer.saved_at: EXCLUDED.saved_at},
-                where=(EXCLUDED.seq > Answer.seq)).execute()
+                update={
+                    Answer.value: EXCLUDED.value,
+                    Answer.seq: EXCLUDED.seq,
+                    Answer.saved_at: EXCLUDED.saved_at,
+                },
+                where=(EXCLUDED.seq > Answer.seq),
+            ).execute()
         return sum(1 for r in rows if r["seq"] > before.get((r["subject"], r["question"]), 0))
 
     def import_answers(self, path: str) -> dict[str, Any]:
@@ -90,8 +113,13 @@ class AfterExam(CandidateLink):
         with self.tx():
             c = self.get_candidate(pkg.admission_no, self.current_session())
             newer = self._merge_answers(c, pkg)
-            self.event("answers_imported", admission_no=c.admission_no, sha256=digest, newer=newer,
-                       seq_range=list(pkg.seq_range))
+            self.event(
+                "answers_imported",
+                admission_no=c.admission_no,
+                sha256=digest,
+                newer=newer,
+                seq_range=list(pkg.seq_range),
+            )
         return {"admission_no": c.admission_no, "answers": len(pkg.answers), "newer": newer}
 
     def collect(self, path: str) -> dict[str, Any]:
@@ -104,24 +132,44 @@ class AfterExam(CandidateLink):
             c = self.get_candidate(pkg.admission_no, session)
             if c.state == CandidateState.SUBMITTED and c.collected:
                 return {"admission_no": c.admission_no, "already": True}
-            if c.state not in (CandidateState.LOGGED_IN, CandidateState.IN_EXAM, CandidateState.SUBMITTED):
-                raise Refused("not_in_exam", f"该考生状态为「{rules.STATE_ZH[CandidateState(c.state)]}」，不能收卷",
-                              "candidate did not sit the exam")
+            if c.state not in (
+                CandidateState.LOGGED_IN,
+                CandidateState.IN_EXAM,
+                CandidateState.SUBMITTED,
+            ):
+                raise Refused(
+                    "not_in_exam",
+                    f"该考生状态为「{rules.STATE_ZH[CandidateState(c.state)]}」，不能收卷",
+                    "candidate did not sit the exam",
+                )
             newer = self._merge_answers(c, pkg)
-            Candidate.update(state=CandidateState.SUBMITTED.value, submitted_at=self.now(), collected=True,
-                             package_state="valid", locked=False, resume_pending=False
-                             ).where(Candidate.id == c.id).execute()
+            Candidate.update(
+                state=CandidateState.SUBMITTED.value,
+                submitted_at=self.now(),
+                collected=True,
+                package_state="valid",
+                locked=False,
+                resume_pending=False,
+            ).where(Candidate.id == c.id).execute()
             self.event("collected", admission_no=c.admission_no, sha256=digest, newer=newer)
-        return {"admission_no": c.admission_no, "answers": len(pkg.answers), "newer": newer,
-                "already": False}
+        return {
+            "admission_no": c.admission_no,
+            "answers": len(pkg.answers),
+            "newer": newer,
+            "already": False,
+        }
 
     def collect_all(self) -> dict[str, Any]:
         """统一收卷 (mock mode): every answer app submits on command."""
         if not self.policy().mock:
             raise Refused("mock_only", "统一收卷只在模考模式下可用", "unified collection is mock mode only")
         session = self.current_session()
-        ips = [c.ip for c in Candidate.select().where(Candidate.session == session,
-                                                      Candidate.state == "in_exam", Candidate.ip != "")]
+        ips = [
+            c.ip
+            for c in Candidate.select().where(
+                Candidate.session == session, Candidate.state == "in_exam", Candidate.ip != ""
+            )
+        ]
         sent = self.ports.seats.send(ips, "collect", {})
         with self.tx():
             self.event("collect_all", ok=len(sent.ok), failed=sent.failed)
@@ -145,7 +193,12 @@ class AfterExam(CandidateLink):
         if number is not None:
             s = self.get_session(number)
         else:
-            s = Session.select().where(Session.ended_at.is_null(False)).order_by(Session.ended_at.desc()).first()
+            s = (
+                Session.select()
+                .where(Session.ended_at.is_null(False))
+                .order_by(Session.ended_at.desc())
+                .first()
+            )
             if s is None:
                 raise Refused("not_ended", "还没有已结束的场次", "no ended session")
         if s.ended_at is None:
@@ -161,14 +214,27 @@ class AfterExam(CandidateLink):
         for c in self.candidate_rows(s):
             subjects = loads(c.subjects) or []
             answered = Answer.select().where(Answer.admission_no == c.admission_no).count()
-            facts.append(CandidateFacts(
-                seq=c.seq, admission_no=c.admission_no, name=c.name, state=CandidateState(c.state),
-                answered=answered, questions=sum(questions.get(x, 0) for x in subjects),
-                package=PackageState(c.package_state), collected=c.collected,
-                violation=self.view(c).flags.violation, extra_time=c.extra_s > 0))
+            facts.append(
+                CandidateFacts(
+                    seq=c.seq,
+                    admission_no=c.admission_no,
+                    name=c.name,
+                    state=CandidateState(c.state),
+                    answered=answered,
+                    questions=sum(questions.get(x, 0) for x in subjects),
+                    package=PackageState(c.package_state),
+                    collected=c.collected,
+                    violation=self.view(c).flags.violation,
+                    extra_time=c.extra_s > 0,
+                )
+            )
         table = verification_table(facts)
-        return {"session": s.number, "rows": [asdict(r) for r in table.rows],
-                "totals": asdict(table.totals), "ok": table.ok}
+        return {
+            "session": s.number,
+            "rows": [asdict(r) for r in table.rows],
+            "totals": asdict(table.totals),
+            "ok": table.ok,
+        }
 
     def results(self, session: int | None = None) -> dict[str, Any]:
         """Everything the site needs after the exam, as one document."""
@@ -176,25 +242,61 @@ class AfterExam(CandidateLink):
         cands = self.candidate_rows(s)
         nos = [c.admission_no for c in cands]
         return {
-            "format": "results-package", "version": 1, "room_code": self.require_config().room_code,
-            "session": s.number, "created_at": self.now(),
+            "format": "results-package",
+            "version": 1,
+            "room_code": self.require_config().room_code,
+            "session": s.number,
+            "created_at": self.now(),
             "candidates": [self.candidate_dict(c) for c in cands],
-            "answers": [dict(admission_no=a.admission_no, subject=a.subject, question=a.question,
-                             value=loads(a.value), seq=a.seq, saved_at=a.saved_at)
-                        for a in Answer.select().where(Answer.admission_no.in_(nos))
-                        .order_by(Answer.admission_no, Answer.subject, Answer.question)],
-            "events": [dict(id=e.id, ts=e.ts, operator=e.operator, ip=e.ip, seat=e.seat,
-                            admission_no=e.admission_no, kind=e.kind, payload=loads(e.payload),
-                            hash=e.hash) for e in Event.select().order_by(Event.id)],
+            "answers": [
+                dict(
+                    admission_no=a.admission_no,
+                    subject=a.subject,
+                    question=a.question,
+                    value=loads(a.value),
+                    seq=a.seq,
+                    saved_at=a.saved_at,
+                )
+                for a in Answer.select()
+                .where(Answer.admission_no.in_(nos))
+                .order_by(Answer.admission_no, Answer.subject, Answer.question)
+            ],
+            "events": [
+                dict(
+                    id=e.id,
+                    ts=e.ts,
+                    operator=e.operator,
+                    ip=e.ip,
+                    seat=e.seat,
+                    admission_no=e.admission_no,
+                    kind=e.kind,
+                    payload=loads(e.payload),
+                    hash=e.hash,
+                )
+                for e in Event.select().order_by(Event.id)
+            ],
             "violations": self.violations(s.number),
             "resumes": self.resumes(s.number),
             "extra_time": self.extra_times(s.number),
-            "absences": [dict(admission_no=a.candidate.admission_no, subjects=loads(a.subjects),
-                              time=a.created_at)
-                         for a in Absence.select().join(Candidate).where(Candidate.session == s)],
-            "codes_used": [dict(code=u.code, purpose=u.purpose, challenge=u.challenge, amount=u.amount,
-                                admission_no=u.admission_no, time=u.used_at)
-                           for u in UsedCode.select().where(UsedCode.session_number == s.number)],
+            "absences": [
+                dict(
+                    admission_no=a.candidate.admission_no,
+                    subjects=loads(a.subjects),
+                    time=a.created_at,
+                )
+                for a in Absence.select().join(Candidate).where(Candidate.session == s)
+            ],
+            "codes_used": [
+                dict(
+                    code=u.code,
+                    purpose=u.purpose,
+                    challenge=u.challenge,
+                    amount=u.amount,
+                    admission_no=u.admission_no,
+                    time=u.used_at,
+                )
+                for u in UsedCode.select().where(UsedCode.session_number == s.number)
+            ],
             "situation": self.situation(s.number),
             "verification": self.verify(s.number),
             "event_chain": asdict(events.verify_chain()),
@@ -205,8 +307,9 @@ class AfterExam(CandidateLink):
         name = f"results-{doc['room_code']}-{doc['session']}.json"
         return name, dump(doc)
 
-    def backup(self, dest: str = "", session: int | None = None,
-               progress: Progress | None = None) -> dict[str, Any]:
+    def backup(
+        self, dest: str = "", session: int | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
         """Step one of the report: a verified copy of the results on external storage."""
         folder = Path(dest) if dest else next(iter(self.ports.usb.sticks()), None)
         if folder is None:
@@ -220,7 +323,9 @@ class AfterExam(CandidateLink):
             write_atomic(target, data)
             copied = target.read_bytes()
         except OSError as exc:
-            raise Refused("write_failed", f"写入外部存储失败：{exc.strerror}", f"backup failed: {exc}") from exc
+            raise Refused(
+                "write_failed", f"写入外部存储失败：{exc.strerror}", f"backup failed: {exc}"
+            ) from exc
         if hashlib.sha256(copied).digest() != hashlib.sha256(data).digest():
             raise Refused("verify_failed", "备份校验失败，请更换U盘重试", "backup copy does not verify")
         if progress:
@@ -248,7 +353,9 @@ class AfterExam(CandidateLink):
             self.event("results_uploaded", session=s.number, sha256=hashlib.sha256(data).hexdigest())
         return {"uploaded": True, "message": "上报完成"}
 
-    def export(self, dest: str, session: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    def export(
+        self, dest: str, session: int | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
         folder = Path(dest)
         if not folder.is_dir():
             raise Refused("bad_folder", f"目标文件夹不存在：{folder}", f"no folder {folder}")

@@ -20,7 +20,15 @@ from kiosk.services.ports import Ports
 from kiosk.settings import Settings
 from kiosk.store import events
 from kiosk.store.models import (
-    Candidate, Event, Exam, Resume, RoomConfig, Seat, Session, User, Violation,
+    Candidate,
+    Event,
+    Exam,
+    Resume,
+    RoomConfig,
+    Seat,
+    Session,
+    User,
+    Violation,
 )
 
 log = logging.getLogger(__name__)
@@ -68,14 +76,27 @@ class ServiceBase:
                     except Exception:  # a broken screen must not break the exam
                         log.exception("event listener failed for %s", ev.kind)
 
-    def event(self, kind: str, *, ip: str | None = None, seat: int | None = None,
-              admission_no: str = "", operator: str | None = None, **payload: Any) -> Event:
+    def event(
+        self,
+        kind: str,
+        *,
+        ip: str | None = None,
+        seat: int | None = None,
+        admission_no: str = "",
+        operator: str | None = None,
+        **payload: Any,
+    ) -> Event:
         if not self.db.in_transaction():
             raise RuntimeError("events are written inside the transaction of their change")
         ev = events.append(
-            kind, ts=self.now(), operator=self.operator if operator is None else operator,
-            ip=self.box_ip() if ip is None else ip, seat=seat, admission_no=admission_no,
-            payload=payload)
+            kind,
+            ts=self.now(),
+            operator=self.operator if operator is None else operator,
+            ip=self.box_ip() if ip is None else ip,
+            seat=seat,
+            admission_no=admission_no,
+            payload=payload,
+        )
         self._pending.append(ev)
         return ev
 
@@ -115,8 +136,12 @@ class ServiceBase:
 
     def current_session(self) -> Session:
         """The session entered for the exam (考中), or a refusal."""
-        s = (Session.select().where(Session.entered_at.is_null(False), Session.ended_at.is_null())
-             .order_by(Session.entered_at.desc()).first())
+        s = (
+            Session.select()
+            .where(Session.entered_at.is_null(False), Session.ended_at.is_null())
+            .order_by(Session.entered_at.desc())
+            .first()
+        )
         if s is None:
             raise Refused("no_session", "请先进入考试场次", "no exam session entered")
         return s
@@ -133,8 +158,11 @@ class ServiceBase:
     def get_candidate(self, admission_no: str, session: Session | None = None) -> Candidate:
         c = Candidate.get_or_none(Candidate.admission_no == str(admission_no).strip())
         if c is None or (session is not None and c.session_id != session.id):
-            raise Refused("unknown_candidate", f"本场次没有准考证号为 {admission_no} 的考生",
-                          f"no candidate {admission_no} in this session")
+            raise Refused(
+                "unknown_candidate",
+                f"本场次没有准考证号为 {admission_no} 的考生",
+                f"no candidate {admission_no} in this session",
+            )
         return c
 
     def get_seat(self, number: int) -> Seat:
@@ -147,15 +175,25 @@ class ServiceBase:
         return Seat.get_or_none(Seat.ip == ip)
 
     def phase(self, session: Session) -> RoomPhase:
-        return RoomPhase(login_allowed=session.login_allowed_at is not None,
-                         actual_start=session.actual_start, policy=self.policy())
+        return RoomPhase(
+            login_allowed=session.login_allowed_at is not None,
+            actual_start=session.actual_start,
+            policy=self.policy(),
+        )
 
     @staticmethod
     def view(c: Candidate) -> CandidateView:
-        violation = (Violation.select().where(Violation.candidate == c,
-                                              Violation.cancelled_at.is_null()).exists())
+        violation = (
+            Violation.select().where(Violation.candidate == c, Violation.cancelled_at.is_null()).exists()
+        )
         return CandidateView(
             state=CandidateState(c.state),
-            flags=Flags(violation=violation, resumed=Resume.select().where(Resume.candidate == c).exists(),
-                        extra_time=c.extra_s > 0, locked=c.locked, online=c.online),
-            resume_pending=c.resume_pending)
+            flags=Flags(
+                violation=violation,
+                resumed=Resume.select().where(Resume.candidate == c).exists(),
+                extra_time=c.extra_s > 0,
+                locked=c.locked,
+                online=c.online,
+            ),
+            resume_pending=c.resume_pending,
+        )

@@ -21,8 +21,17 @@ from kiosk.platform.netif import ipv4_interfaces
 from kiosk.services.base import ServiceBase, dumps, loads
 from kiosk.services.ports import ScanReply
 from kiosk.store.models import (
-    Candidate, EnvResult, EnvRun, Exam, ImportedPackage, Paper, RoomConfig, SealResult,
-    Seat, Session, Subject,
+    Candidate,
+    EnvResult,
+    EnvRun,
+    Exam,
+    ImportedPackage,
+    Paper,
+    RoomConfig,
+    SealResult,
+    Seat,
+    Session,
+    Subject,
 )
 
 ROOM_CODE = re.compile(r"^\d{10}$")
@@ -43,44 +52,71 @@ class BeforeExam(ServiceBase):
     def interfaces(self) -> list[dict[str, str]]:
         return [asdict(i) for i in ipv4_interfaces(include_loopback=True)]
 
-    def configure(self, room_code: str, answer_dir: str, box_ip: str = "", site_mode: bool = False,
-                  site_ip: str = "", registration_code: str = "") -> dict[str, Any]:
+    def configure(
+        self,
+        room_code: str,
+        answer_dir: str,
+        box_ip: str = "",
+        site_mode: bool = False,
+        site_ip: str = "",
+        registration_code: str = "",
+    ) -> dict[str, Any]:
         room_code = room_code.strip()
         if not ROOM_CODE.match(room_code):
-            raise Refused("bad_room_code", "考场代码应为10位数字（考点代码7位+3位）",
-                          "room code must be 10 digits")
+            raise Refused(
+                "bad_room_code",
+                "考场代码应为10位数字（考点代码7位+3位）",
+                "room code must be 10 digits",
+            )
         if site_mode:
             site_ip = _check_ip(site_ip, "考点机 IP ")
             registration_code = registration_code.strip().upper()
             if not REGISTRATION_CODE.match(registration_code):
-                raise Refused("bad_registration_code", "注册码应为8个英文字母",
-                              "registration code must be 8 letters")
+                raise Refused(
+                    "bad_registration_code",
+                    "注册码应为8个英文字母",
+                    "registration code must be 8 letters",
+                )
         ips = [i["ip"] for i in self.interfaces()]
         if not box_ip:
             usable = [ip for ip in ips if not ip.startswith("127.")]
             if len(usable) != 1:
-                raise Refused("choose_box_ip", "本机有多个网卡，请选择监考机 IP",
-                              f"several interfaces, choose the box IP among {usable}")
+                raise Refused(
+                    "choose_box_ip",
+                    "本机有多个网卡，请选择监考机 IP",
+                    f"several interfaces, choose the box IP among {usable}",
+                )
             box_ip = usable[0]
         if _check_ip(box_ip, "监考机 ") not in ips:
-            raise Refused("box_ip_not_local", f"{box_ip} 不是本机的 IP 地址",
-                          f"{box_ip} is not an address of this box")
+            raise Refused(
+                "box_ip_not_local",
+                f"{box_ip} 不是本机的 IP 地址",
+                f"{box_ip} is not an address of this box",
+            )
         folder = Path(answer_dir).expanduser()
         if not folder.is_absolute():
             raise Refused("bad_answer_dir", "答案文件夹必须是绝对路径", "answer folder must be absolute")
         existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("/"))
         free = shutil.disk_usage(existing).free
         if free < self.settings.min_free_bytes:
-            raise Refused("disk_too_small",
-                          f"答案文件夹所在磁盘剩余空间 {free / 1024**3:.1f} GB，不足 "
-                          f"{self.settings.min_free_bytes / 1024**3:.0f} GB，不能保存",
-                          f"only {free} bytes free under {folder}")
+            raise Refused(
+                "disk_too_small",
+                f"答案文件夹所在磁盘剩余空间 {free / 1024**3:.1f} GB，不足 "
+                f"{self.settings.min_free_bytes / 1024**3:.0f} GB，不能保存",
+                f"only {free} bytes free under {folder}",
+            )
         if site_mode:
             self.ports.site.register(room_code, registration_code)
         folder.mkdir(parents=True, exist_ok=True)
-        values = dict(room_code=room_code, site_mode=site_mode, site_ip=site_ip if site_mode else "",
-                      registration_code=registration_code if site_mode else "", box_ip=box_ip,
-                      answer_dir=str(folder), saved_at=self.now())
+        values = dict(
+            room_code=room_code,
+            site_mode=site_mode,
+            site_ip=site_ip if site_mode else "",
+            registration_code=registration_code if site_mode else "",
+            box_ip=box_ip,
+            answer_dir=str(folder),
+            saved_at=self.now(),
+        )
         with self.tx():
             RoomConfig.insert(id=1, **values).on_conflict_replace().execute()
             self.event("config_saved", **{k: v for k, v in values.items() if k != "saved_at"})
@@ -93,9 +129,18 @@ class BeforeExam(ServiceBase):
 
     @staticmethod
     def _seat_dict(s: Seat) -> dict[str, Any]:
-        return dict(number=s.number, seat=f"{s.number:03d}", ip=s.ip, hostname=s.hostname,
-                    mac=s.mac, os=s.os, fingerprint=s.fingerprint, version=s.daemon_version,
-                    note=s.note, online=s.online)
+        return dict(
+            number=s.number,
+            seat=f"{s.number:03d}",
+            ip=s.ip,
+            hostname=s.hostname,
+            mac=s.mac,
+            os=s.os,
+            fingerprint=s.fingerprint,
+            version=s.daemon_version,
+            note=s.note,
+            online=s.online,
+        )
 
     def _next_number(self) -> int:
         top = Seat.select(Seat.number).order_by(Seat.number.desc()).first()
@@ -104,8 +149,11 @@ class BeforeExam(ServiceBase):
     def seats_scan(self, order: str = "ip", timeout_s: float = 2.0) -> dict[str, Any]:
         """Add the exam PCs that answered the scan; existing seats keep their numbers."""
         if order not in SCAN_ORDERS:
-            raise Refused("bad_order", "排序方式应为：按IP、按计算机名或按应答顺序",
-                          f"order must be one of {SCAN_ORDERS}")
+            raise Refused(
+                "bad_order",
+                "排序方式应为：按IP、按计算机名或按应答顺序",
+                f"order must be one of {SCAN_ORDERS}",
+            )
         replies = list(self.ports.seats.scan(timeout_s))
         unique: dict[str, ScanReply] = {}
         for r in replies:
@@ -123,38 +171,70 @@ class BeforeExam(ServiceBase):
                 if seat is not None and seat.fingerprint and r.fingerprint != seat.fingerprint:
                     conflicts.append(seat.number)
                 elif seat is not None:
-                    Seat.update(hostname=r.hostname, mac=r.mac, os=r.os, daemon_version=r.daemon_version,
-                                fingerprint=r.fingerprint or seat.fingerprint).where(Seat.id == seat.id).execute()
+                    Seat.update(
+                        hostname=r.hostname,
+                        mac=r.mac,
+                        os=r.os,
+                        daemon_version=r.daemon_version,
+                        fingerprint=r.fingerprint or seat.fingerprint,
+                    ).where(Seat.id == seat.id).execute()
             for r in fresh:
-                Seat.create(number=number, ip=r.ip, hostname=r.hostname, mac=r.mac, os=r.os,
-                            daemon_version=r.daemon_version, fingerprint=r.fingerprint)
+                Seat.create(
+                    number=number,
+                    ip=r.ip,
+                    hostname=r.hostname,
+                    mac=r.mac,
+                    os=r.os,
+                    daemon_version=r.daemon_version,
+                    fingerprint=r.fingerprint,
+                )
                 added.append(number)
                 number += 1
-            self.event("seats_scanned", order=order, replies=len(unique), added=added,
-                       fingerprint_conflicts=conflicts)
+            self.event(
+                "seats_scanned",
+                order=order,
+                replies=len(unique),
+                added=added,
+                fingerprint_conflicts=conflicts,
+            )
         return {"replies": len(unique), "added": added, "fingerprint_conflicts": conflicts}
 
-    def seats_add(self, ip: str, hostname: str = "", note: str = "", mac: str = "",
-                  fingerprint: str = "") -> dict[str, Any]:
+    def seats_add(
+        self, ip: str, hostname: str = "", note: str = "", mac: str = "", fingerprint: str = ""
+    ) -> dict[str, Any]:
         ip = _check_ip(ip, "考试机 ")
         with self.tx():
             if self.seat_by_ip(ip) is not None:
                 raise Refused("duplicate_ip", f"IP {ip} 已有机位", f"a seat already has IP {ip}")
-            seat = Seat.create(number=self._next_number(), ip=ip, hostname=hostname.strip()[:64],
-                               note=note.strip()[:200], mac=mac, fingerprint=fingerprint)
+            seat = Seat.create(
+                number=self._next_number(),
+                ip=ip,
+                hostname=hostname.strip()[:64],
+                note=note.strip()[:200],
+                mac=mac,
+                fingerprint=fingerprint,
+            )
             self.event("seat_added", seat=seat.number, seat_ip=ip)
         return self._seat_dict(seat)
 
-    def seats_edit(self, number: int, ip: str | None = None, hostname: str | None = None,
-                   note: str | None = None) -> dict[str, Any]:
+    def seats_edit(
+        self,
+        number: int,
+        ip: str | None = None,
+        hostname: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         with self.tx():
             seat = self.get_seat(number)
             if ip is not None:
                 ip = _check_ip(ip, "考试机 ")
                 other = self.seat_by_ip(ip)
                 if other is not None and other.id != seat.id:
-                    raise Refused("duplicate_ip", f"IP {ip} 已被机位 {other.number:03d} 使用",
-                                  f"IP {ip} belongs to seat {other.number}")
+                    raise Refused(
+                        "duplicate_ip",
+                        f"IP {ip} 已被机位 {other.number:03d} 使用",
+                        f"IP {ip} belongs to seat {other.number}",
+                    )
                 if ip != seat.ip:
                     seat.fingerprint = ""  # a new PC must be scanned again before it is trusted
                 seat.ip = ip
@@ -163,8 +243,7 @@ class BeforeExam(ServiceBase):
             if note is not None:
                 seat.note = note.strip()[:200]
             seat.save()
-            self.event("seat_edited", seat=number, seat_ip=seat.ip, hostname=seat.hostname,
-                       note=seat.note)
+            self.event("seat_edited", seat=number, seat_ip=seat.ip, hostname=seat.hostname, note=seat.note)
         return self._seat_dict(seat)
 
     def seats_move(self, number: int, direction: str) -> list[dict[str, Any]]:
@@ -173,11 +252,17 @@ class BeforeExam(ServiceBase):
         with self.tx():
             seat = self.get_seat(number)
             q = Seat.select()
-            neighbour = (q.where(Seat.number < number).order_by(Seat.number.desc()) if direction == "up"
-                         else q.where(Seat.number > number).order_by(Seat.number)).first()
+            neighbour = (
+                q.where(Seat.number < number).order_by(Seat.number.desc())
+                if direction == "up"
+                else q.where(Seat.number > number).order_by(Seat.number)
+            ).first()
             if neighbour is None:
-                raise Refused("cannot_move", "已经在最" + ("前" if direction == "up" else "后"),
-                              f"seat {number} cannot move {direction}")
+                raise Refused(
+                    "cannot_move",
+                    "已经在最" + ("前" if direction == "up" else "后"),
+                    f"seat {number} cannot move {direction}",
+                )
             a, b = seat.number, neighbour.number
             Seat.update(number=-1).where(Seat.id == seat.id).execute()  # unique numbers
             Seat.update(number=a).where(Seat.id == neighbour.id).execute()
@@ -190,11 +275,17 @@ class BeforeExam(ServiceBase):
             raise Refused("confirm_needed", "删除机位需要确认", "deleting a seat needs confirmation")
         with self.tx():
             seat = self.get_seat(number)
-            busy = Candidate.select().where(Candidate.seat_number == number,
-                                            Candidate.state.in_(["logged_in", "in_exam"])).exists()
+            busy = (
+                Candidate.select()
+                .where(Candidate.seat_number == number, Candidate.state.in_(["logged_in", "in_exam"]))
+                .exists()
+            )
             if busy:
-                raise Refused("seat_in_use", f"机位 {number:03d} 上有考生正在考试，不能删除",
-                              f"seat {number} has a candidate")
+                raise Refused(
+                    "seat_in_use",
+                    f"机位 {number:03d} 上有考生正在考试，不能删除",
+                    f"seat {number} has a candidate",
+                )
             seat.delete_instance()
             self.event("seat_deleted", seat=number, seat_ip=seat.ip)
         return {"deleted": number}
@@ -204,8 +295,11 @@ class BeforeExam(ServiceBase):
         numbers = {s.ip: f"{s.number:03d}" for s in Seat.select()}
         result = self.ports.seats.send(ips, "show_seat" if show else "hide_seat", {"numbers": numbers})
         with self.tx():
-            self.event("seat_numbers_shown" if show else "seat_numbers_hidden",
-                       ok=len(result.ok), failed=result.failed)
+            self.event(
+                "seat_numbers_shown" if show else "seat_numbers_hidden",
+                ok=len(result.ok),
+                failed=result.failed,
+            )
         return {"ok": list(result.ok), "failed": result.failed}
 
     # -- 3 environment check ----------------------------------------------------------
@@ -213,13 +307,17 @@ class BeforeExam(ServiceBase):
     def requirements(self) -> Requirements:
         exam = self.exam()
         overrides = loads(exam.requirements) if exam else {}
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (overrides or {}).items()
-                  if k in Requirements.__dataclass_fields__}
+        fields = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in (overrides or {}).items()
+            if k in Requirements.__dataclass_fields__
+        }
         fields.setdefault("max_clock_skew_s", self.settings.max_clock_skew_s)
         return Requirements(**fields)
 
-    def envcheck(self, retest_failed: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    def envcheck(
+        self, retest_failed: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
         seats = list(Seat.select().order_by(Seat.number))
         if not seats:
             raise Refused("no_seats", "请先添加机位", "no seats to check")
@@ -234,19 +332,29 @@ class BeforeExam(ServiceBase):
         started = self.now()
         reports: dict[str, dict[str, Any]] = {}
         for i in range(0, len(seats), 10):  # progress in steps of ten PCs
-            batch = seats[i:i + 10]
+            batch = seats[i : i + 10]
             reports.update(self.ports.seats.env_check([s.ip for s in batch]))
             if progress:
                 progress(min(i + 10, len(seats)), len(seats))
         with self.tx():
-            run = EnvRun.create(started_at=started, finished_at=self.now(), retest=retest_failed,
-                                requirements=dumps(asdict(req)))
+            run = EnvRun.create(
+                started_at=started,
+                finished_at=self.now(),
+                retest=retest_failed,
+                requirements=dumps(asdict(req)),
+            )
             if retest_failed and last is not None:  # carry the passed PCs over
                 for r in last.results:
                     if r.passed:
-                        EnvResult.create(run=run, seat_number=r.seat_number, ip=r.ip,
-                                         checked_at=r.checked_at, report=r.report, items=r.items,
-                                         passed=True)
+                        EnvResult.create(
+                            run=run,
+                            seat_number=r.seat_number,
+                            ip=r.ip,
+                            checked_at=r.checked_at,
+                            report=r.report,
+                            items=r.items,
+                            passed=True,
+                        )
             passed = failed_n = 0
             for s in seats:
                 report = reports.get(s.ip)
@@ -254,11 +362,23 @@ class BeforeExam(ServiceBase):
                 ok = report is not None and env_passed(items)
                 passed += ok
                 failed_n += not ok
-                EnvResult.create(run=run, seat_number=s.number, ip=s.ip, checked_at=self.now(),
-                                 report=dumps(report), items=dumps([asdict(x) for x in items]),
-                                 passed=ok)
-            self.event("envcheck_done", run=run.id, retest=retest_failed, checked=len(seats),
-                       passed=passed, failed=failed_n)
+                EnvResult.create(
+                    run=run,
+                    seat_number=s.number,
+                    ip=s.ip,
+                    checked_at=self.now(),
+                    report=dumps(report),
+                    items=dumps([asdict(x) for x in items]),
+                    passed=ok,
+                )
+            self.event(
+                "envcheck_done",
+                run=run.id,
+                retest=retest_failed,
+                checked=len(seats),
+                passed=passed,
+                failed=failed_n,
+            )
         return self.envcheck_result()
 
     @staticmethod
@@ -268,12 +388,34 @@ class BeforeExam(ServiceBase):
     def envcheck_result(self) -> dict[str, Any]:
         run = self._last_env_run()
         if run is None:
-            return {"run": None, "checked_at": None, "total": 0, "passed": 0, "failed": 0, "pcs": []}
-        pcs = [dict(seat=f"{r.seat_number:03d}", ip=r.ip, passed=r.passed, checked_at=r.checked_at,
-                    items=loads(r.items)) for r in run.results.order_by(EnvResult.seat_number)]
+            return {
+                "run": None,
+                "checked_at": None,
+                "total": 0,
+                "passed": 0,
+                "failed": 0,
+                "pcs": [],
+            }
+        pcs = [
+            dict(
+                seat=f"{r.seat_number:03d}",
+                ip=r.ip,
+                passed=r.passed,
+                checked_at=r.checked_at,
+                items=loads(r.items),
+            )
+            for r in run.results.order_by(EnvResult.seat_number)
+        ]
         passed = sum(p["passed"] for p in pcs)
-        return {"run": run.id, "checked_at": run.finished_at, "total": len(pcs), "passed": passed,
-                "failed": len(pcs) - passed, "requirements": loads(run.requirements), "pcs": pcs}
+        return {
+            "run": run.id,
+            "checked_at": run.finished_at,
+            "total": len(pcs),
+            "passed": passed,
+            "failed": len(pcs) - passed,
+            "requirements": loads(run.requirements),
+            "pcs": pcs,
+        }
 
     # -- 4 exam data ------------------------------------------------------------------
 
@@ -294,42 +436,68 @@ class BeforeExam(ServiceBase):
 
     def _load_exam(self, raw: bytes, source: str) -> dict[str, Any]:
         cfg = self.require_config()
-        data = read_exam_package(raw)   # refuses before anything is written
+        data = read_exam_package(raw)  # refuses before anything is written
         if data.room_code != cfg.room_code:
-            raise Refused("foreign_room", f"考务数据属于考场 {data.room_code}，不是本考场 {cfg.room_code}",
-                          f"package is for room {data.room_code}")
+            raise Refused(
+                "foreign_room",
+                f"考务数据属于考场 {data.room_code}，不是本考场 {cfg.room_code}",
+                f"package is for room {data.room_code}",
+            )
         policy = Policy.from_dict(data.policy)
         digest = hashlib.sha256(raw).hexdigest()
         existing = self.exam()
         if existing is not None:
             if existing.package_sha256 == digest:
                 return {"already_loaded": True, **self.exam_summary()}
-            raise Refused("exam_already_loaded", "考务数据已载入；如需更换请先初始化监考机",
-                          "exam data already loaded")
+            raise Refused(
+                "exam_already_loaded",
+                "考务数据已载入；如需更换请先初始化监考机",
+                "exam data already loaded",
+            )
         with self.tx():
-            Exam.create(name=data.name, site_code=data.site_code, site_name=data.site_name,
-                        room_code=data.room_code, policy=dumps(policy.to_dict()),
-                        site_secret=data.site_secret,
-                        violation_codes=dumps([list(v) for v in data.violation_codes]),
-                        situation_types=dumps(list(data.situation_types)), staff=dumps(list(data.staff)),
-                        requirements=dumps(data.requirements), package_sha256=digest,
-                        loaded_at=self.now())
+            Exam.create(
+                name=data.name,
+                site_code=data.site_code,
+                site_name=data.site_name,
+                room_code=data.room_code,
+                policy=dumps(policy.to_dict()),
+                site_secret=data.site_secret,
+                violation_codes=dumps([list(v) for v in data.violation_codes]),
+                situation_types=dumps(list(data.situation_types)),
+                staff=dumps(list(data.staff)),
+                requirements=dumps(data.requirements),
+                package_sha256=digest,
+                loaded_at=self.now(),
+            )
             for s in data.subjects:
                 Subject.create(code=s.code, name=s.name, duration_s=s.duration_s, kind=s.kind)
             sessions = {}
             for s in data.sessions:
                 sessions[s.number] = Session.create(number=s.number, name=s.name, scheduled_start=s.start)
             for i, c in enumerate(data.candidates, 1):
-                Candidate.create(admission_no=c.admission_no, session=sessions[c.session], seq=i,
-                                 name=c.name, gender=c.gender, id_type=c.id_type, id_number=c.id_number,
-                                 subjects=dumps(list(c.subjects)))
+                Candidate.create(
+                    admission_no=c.admission_no,
+                    session=sessions[c.session],
+                    seq=i,
+                    name=c.name,
+                    gender=c.gender,
+                    id_type=c.id_type,
+                    id_number=c.id_number,
+                    subjects=dumps(list(c.subjects)),
+                )
             # the papers stay sealed in the package file until their session is authorised
             store = self.home / "packages"
             store.mkdir(parents=True, exist_ok=True)
             (store / f"exam-{digest[:16]}.json").write_bytes(raw)
             ImportedPackage.create(kind="exam", sha256=digest, name=source, imported_at=self.now())
-            self.event("exam_loaded", source=source, sha256=digest, exam=data.name,
-                       sessions=len(data.sessions), candidates=len(data.candidates))
+            self.event(
+                "exam_loaded",
+                source=source,
+                sha256=digest,
+                exam=data.name,
+                sessions=len(data.sessions),
+                candidates=len(data.candidates),
+            )
         return self.exam_summary()
 
     def exam_summary(self) -> dict[str, Any]:
@@ -338,12 +506,25 @@ class BeforeExam(ServiceBase):
             return {"loaded": False, "sessions": []}
         rows = []
         for s in Session.select().order_by(Session.number):
-            rows.append(dict(number=s.number, name=s.name, start=s.scheduled_start,
-                             candidates=s.candidates.count(), state=self.session_state_zh(s),
-                             authorised=s.authorised_at is not None,
-                             papers=Paper.select().where(Paper.session == s).count()))
-        return {"loaded": True, "name": exam.name, "site_code": exam.site_code,
-                "site_name": exam.site_name, "policy": loads(exam.policy), "sessions": rows}
+            rows.append(
+                dict(
+                    number=s.number,
+                    name=s.name,
+                    start=s.scheduled_start,
+                    candidates=s.candidates.count(),
+                    state=self.session_state_zh(s),
+                    authorised=s.authorised_at is not None,
+                    papers=Paper.select().where(Paper.session == s).count(),
+                )
+            )
+        return {
+            "loaded": True,
+            "name": exam.name,
+            "site_code": exam.site_code,
+            "site_name": exam.site_name,
+            "policy": loads(exam.policy),
+            "sessions": rows,
+        }
 
     @staticmethod
     def session_state_zh(s: Session) -> str:
@@ -367,13 +548,18 @@ class BeforeExam(ServiceBase):
         folder = Path(cfg.answer_dir) if cfg else self.home
         free = shutil.disk_usage(folder if folder.exists() else self.home).free
         facts = SealFacts(
-            params_ok=cfg is not None, seats=seats, largest_session=largest,
+            params_ok=cfg is not None,
+            seats=seats,
+            largest_session=largest,
             env_checked=len(seat_numbers & env_seats),
             env_failed=env["failed"] + len(seat_numbers - env_seats),
-            exam_loaded=self.exam() is not None, free_disk_bytes=free,
-            min_free_bytes=self.settings.min_free_bytes, clock_skew_s=self._max_clock_skew(env),
+            exam_loaded=self.exam() is not None,
+            free_disk_bytes=free,
+            min_free_bytes=self.settings.min_free_bytes,
+            clock_skew_s=self._max_clock_skew(env),
             max_skew_s=self.settings.max_clock_skew_s,
-            daemons_online=Seat.select().where(Seat.online).count())
+            daemons_online=Seat.select().where(Seat.online).count(),
+        )
         verdict = seal_check(facts)
         items = [asdict(i) for i in verdict.items]
         reported_at = None
@@ -385,12 +571,24 @@ class BeforeExam(ServiceBase):
             except Refused as exc:
                 report_error = exc.zh
         with self.tx():
-            SealResult.create(checked_at=self.now(), passed=verdict.passed, items=dumps(items),
-                              reported_at=reported_at)
-            self.event("seal_checked", passed=verdict.passed,
-                       failed=[i["key"] for i in items if not i["ok"]], reported=reported_at is not None)
-        return {"passed": verdict.passed, "items": items, "reported": reported_at is not None,
-                "report_error": report_error}
+            SealResult.create(
+                checked_at=self.now(),
+                passed=verdict.passed,
+                items=dumps(items),
+                reported_at=reported_at,
+            )
+            self.event(
+                "seal_checked",
+                passed=verdict.passed,
+                failed=[i["key"] for i in items if not i["ok"]],
+                reported=reported_at is not None,
+            )
+        return {
+            "passed": verdict.passed,
+            "items": items,
+            "reported": reported_at is not None,
+            "report_error": report_error,
+        }
 
     @staticmethod
     def _max_clock_skew(env: dict[str, Any]) -> float:
@@ -409,9 +607,13 @@ class BeforeExam(ServiceBase):
         env = self.envcheck_result()
         seats = Seat.select().count()
         seal = SealResult.select().order_by(SealResult.id.desc()).first()
-        raw = [self.config() is not None, seats > 0,
-               env["total"] > 0 and env["failed"] == 0 and env["total"] >= seats,
-               self.exam() is not None, seal is not None and seal.passed]
+        raw = [
+            self.config() is not None,
+            seats > 0,
+            env["total"] > 0 and env["failed"] == 0 and env["total"] >= seats,
+            self.exam() is not None,
+            seal is not None and seal.passed,
+        ]
         done, ok = {}, True
         for name, value in zip(("params", "seats", "envcheck", "exam", "seal"), raw, strict=True):
             ok = ok and value
@@ -431,16 +633,26 @@ class BeforeExam(ServiceBase):
                 raise Refused("bad_seat_list", f"第 {i} 行机位号或 IP 重复", f"row {i}: duplicate")
             seen_n.add(number)
             seen_ip.add(ip)
-            parsed.append((number, ip, str(row.get("name", "")).strip()[:64],
-                           str(row.get("note", "")).strip()[:200]))
+            parsed.append(
+                (
+                    number,
+                    ip,
+                    str(row.get("name", "")).strip()[:64],
+                    str(row.get("note", "")).strip()[:200],
+                )
+            )
         with self.tx():
-            for number, ip, name, _ in parsed:
+            for number, ip, _name, _note in parsed:
                 clash = Seat.get_or_none((Seat.number == number) | (Seat.ip == ip))
                 if clash is not None and (clash.number != number or clash.ip != ip):
-                    raise Refused("bad_seat_list", f"机位 {number:03d} / {ip} 与已有机位冲突",
-                                  f"seat {number}/{ip} clashes with an existing seat")
+                    raise Refused(
+                        "bad_seat_list",
+                        f"机位 {number:03d} / {ip} 与已有机位冲突",
+                        f"seat {number}/{ip} clashes with an existing seat",
+                    )
             for number, ip, name, note in parsed:
                 Seat.insert(number=number, ip=ip, hostname=name, note=note).on_conflict(
-                    conflict_target=[Seat.number], update={Seat.hostname: name, Seat.note: note}).execute()
+                    conflict_target=[Seat.number], update={Seat.hostname: name, Seat.note: note}
+                ).execute()
             self.event("seats_imported", count=len(parsed))
         return {"imported": len(parsed)}

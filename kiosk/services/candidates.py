@@ -19,8 +19,16 @@ from kiosk.services.base import loads
 from kiosk.services.incidents import Incidents
 from kiosk.store.models import Answer, Candidate, OfflineInterval, Paper, Seat, Session, Subject
 
-CLIENT_EVENTS = {"client_started", "client_seat", "login_confirmed", "agreement", "paper_drawn",
-                 "rules_read", "lock_acknowledged", "message_acknowledged"}
+CLIENT_EVENTS = {
+    "client_started",
+    "client_seat",
+    "login_confirmed",
+    "agreement",
+    "paper_drawn",
+    "rules_read",
+    "lock_acknowledged",
+    "message_acknowledged",
+}
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_BATCH = 500
 _KEYS_FOR_CLIENT = ("id", "type", "text", "options", "files", "score")
@@ -36,7 +44,11 @@ class CandidateLink(Incidents):
     def _candidate_at(self, admission_no: str, ip: str) -> Candidate:
         c = self.get_candidate(admission_no, self.current_session())
         if not ip or c.ip != ip:
-            raise Refused("not_your_candidate", "该考生未在本机登录", f"{admission_no} is not logged in at {ip}")
+            raise Refused(
+                "not_your_candidate",
+                "该考生未在本机登录",
+                f"{admission_no} is not logged in at {ip}",
+            )
         return c
 
     def seat_link(self, ip: str, online: bool) -> None:
@@ -52,11 +64,16 @@ class CandidateLink(Incidents):
                 Candidate.update(online=online).where(Candidate.id == c.id).execute()
                 if online:
                     OfflineInterval.update(back_at=self.now()).where(
-                        OfflineInterval.candidate == c, OfflineInterval.back_at.is_null()).execute()
+                        OfflineInterval.candidate == c, OfflineInterval.back_at.is_null()
+                    ).execute()
                 else:
                     OfflineInterval.create(candidate=c, lost_at=self.now())
-            self.event("link_back" if online else "link_lost", ip=ip, seat=seat.number,
-                       admission_no=c.admission_no if c else "")
+            self.event(
+                "link_back" if online else "link_lost",
+                ip=ip,
+                seat=seat.number,
+                admission_no=c.admission_no if c else "",
+            )
 
     def candidate_login(self, admission_no: str, ip: str) -> dict[str, Any]:
         seat = self._seat_for(ip)
@@ -67,44 +84,79 @@ class CandidateLink(Incidents):
             v = self.view(c)
             rules.check_login(v, room, self.now())
             after = rules.after_login(v, room)
-            busy = Candidate.get_or_none(Candidate.ip == ip, Candidate.id != c.id,
-                                         Candidate.state.in_(["logged_in", "in_exam"]))
+            busy = Candidate.get_or_none(
+                Candidate.ip == ip,
+                Candidate.id != c.id,
+                Candidate.state.in_(["logged_in", "in_exam"]),
+            )
             if busy is not None:
-                raise Refused("seat_busy", f"本机已有考生 {busy.admission_no} 登录", "another candidate is on this PC")
+                raise Refused(
+                    "seat_busy",
+                    f"本机已有考生 {busy.admission_no} 登录",
+                    "another candidate is on this PC",
+                )
             self.apply(c, after)
             OfflineInterval.update(back_at=self.now()).where(
-                OfflineInterval.candidate == c, OfflineInterval.back_at.is_null()).execute()
-            Candidate.update(seat_number=seat.number, ip=ip, online=seat.online or True,
-                             logged_in_at=c.logged_in_at or self.now(),
-                             began_at=c.began_at or (self.now() if after.state.value == "in_exam" else None)
-                             ).where(Candidate.id == c.id).execute()
-            self.event("login", ip=ip, seat=seat.number, admission_no=c.admission_no, operator="",
-                       resumed=v.resume_pending)
+                OfflineInterval.candidate == c, OfflineInterval.back_at.is_null()
+            ).execute()
+            Candidate.update(
+                seat_number=seat.number,
+                ip=ip,
+                online=seat.online or True,
+                logged_in_at=c.logged_in_at or self.now(),
+                began_at=c.began_at or (self.now() if after.state.value == "in_exam" else None),
+            ).where(Candidate.id == c.id).execute()
+            self.event(
+                "login",
+                ip=ip,
+                seat=seat.number,
+                admission_no=c.admission_no,
+                operator="",
+                resumed=v.resume_pending,
+            )
         return self.client_view(Candidate.get_by_id(c.id))
 
     def client_view(self, c: Candidate) -> dict[str, Any]:
         """What the answer app needs: identity, subjects, times, papers when authorised, answers."""
         session = Session.get_by_id(c.session_id)
         codes = loads(c.subjects) or []
-        subjects = [dict(code=s.code, name=s.name, duration_s=s.duration_s, kind=s.kind)
-                    for s in Subject.select().where(Subject.code.in_(codes))]
+        subjects = [
+            dict(code=s.code, name=s.name, duration_s=s.duration_s, kind=s.kind)
+            for s in Subject.select().where(Subject.code.in_(codes))
+        ]
         papers = {}
         for p in Paper.select().where(Paper.session == session):
             if p.subject.code in codes:
-                papers[p.subject.code] = [{k: q[k] for k in _KEYS_FOR_CLIENT if k in q}
-                                          for q in loads(p.questions)]
-        answers = [dict(subject=a.subject, question=a.question, value=loads(a.value), seq=a.seq)
-                   for a in Answer.select().where(Answer.admission_no == c.admission_no)]
+                papers[p.subject.code] = [
+                    {k: q[k] for k in _KEYS_FOR_CLIENT if k in q} for q in loads(p.questions)
+                ]
+        answers = [
+            dict(subject=a.subject, question=a.question, value=loads(a.value), seq=a.seq)
+            for a in Answer.select().where(Answer.admission_no == c.admission_no)
+        ]
         duration = self.duration_s(c)
         info = self.candidate_dict(c)
-        deadline = (timeline.candidate_deadline(session.actual_start, duration, c.extra_s)
-                    if session.actual_start else None)
-        return {**info, "session": session.number, "session_name": session.name,
-                "start": session.actual_start, "deadline": deadline, "box_time": self.now(),
-                "subjects_detail": subjects, "papers": papers, "answers": answers,
-                "photo": bool(c.photo)}
+        deadline = (
+            timeline.candidate_deadline(session.actual_start, duration, c.extra_s)
+            if session.actual_start
+            else None
+        )
+        return {
+            **info,
+            "session": session.number,
+            "session_name": session.name,
+            "start": session.actual_start,
+            "deadline": deadline,
+            "box_time": self.now(),
+            "subjects_detail": subjects,
+            "papers": papers,
+            "answers": answers,
+            "photo": bool(c.photo),
+        }
 
-    def client_event(self, admission_no: str, ip: str, kind: str, detail: dict[str, Any] | None = None) -> None:
+    def client_event(
+        self, admission_no: str, ip: str, kind: str, detail: dict[str, Any] | None = None
+    ) -> None:
         if kind not in CLIENT_EVENTS:
             raise Refused("bad_event", "未知的考生端事件", f"unknown client event {kind!r}")
         seat = self._seat_for(ip)
@@ -137,14 +189,29 @@ class CandidateLink(Incidents):
             raise Refused("not_in_exam", "考生不在考试中，不能保存答案", "candidate is not writing")
         rows = self._validate_answers(c, entries)
         with self.tx():
-            (Answer.insert_many(rows).on_conflict(
-                conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-                update={Answer.value: EXCLUDED.value, Answer.seq: EXCLUDED.seq,
-                        Answer.saved_at: EXCLUDED.saved_at},
-                where=(EXCLUDED.seq > Answer.seq)).execute())
+            (
+                Answer.insert_many(rows)
+                .on_conflict(
+                    conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
+                    update={
+                        Answer.value: EXCLUDED.value,
+                        Answer.seq: EXCLUDED.seq,
+                        Answer.saved_at: EXCLUDED.saved_at,
+                    },
+                    where=(EXCLUDED.seq > Answer.seq),
+                )
+                .execute()
+            )
             top = max(r["seq"] for r in rows)
-            self.event("answers_saved", ip=ip, seat=c.seat_number, admission_no=c.admission_no,
-                       operator="", count=len(rows), seq_to=top)
+            self.event(
+                "answers_saved",
+                ip=ip,
+                seat=c.seat_number,
+                admission_no=c.admission_no,
+                operator="",
+                count=len(rows),
+                seq_to=top,
+            )
         return {"acked": top}
 
     def _validate_answers(self, c: Candidate, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,11 +224,25 @@ class CandidateLink(Incidents):
                 saved_at = float(e.get("saved_at", self.now()))
             except (KeyError, TypeError, ValueError) as exc:
                 raise Refused("bad_answers", "作答数据格式错误", f"bad answer entry: {exc}") from exc
-            if subject not in subjects or not 0 < len(question) <= 64 or not isinstance(seq, int) \
-                    or isinstance(seq, bool) or seq <= 0 or len(value.encode()) > MAX_ANSWER_BYTES:
+            if (
+                subject not in subjects
+                or not 0 < len(question) <= 64
+                or not isinstance(seq, int)
+                or isinstance(seq, bool)
+                or seq <= 0
+                or len(value.encode()) > MAX_ANSWER_BYTES
+            ):
                 raise Refused("bad_answers", "作答数据格式错误", "answer entry out of range")
-            rows.append(dict(admission_no=c.admission_no, subject=subject, question=question,
-                             value=value, seq=seq, saved_at=saved_at))
+            rows.append(
+                dict(
+                    admission_no=c.admission_no,
+                    subject=subject,
+                    question=question,
+                    value=value,
+                    seq=seq,
+                    saved_at=saved_at,
+                )
+            )
         return rows
 
     def candidate_submit(self, admission_no: str, ip: str) -> dict[str, Any]:
@@ -171,8 +252,9 @@ class CandidateLink(Incidents):
             v = self.view(c)
             rules.check_submit_candidate(v, self.phase(session), self.now())
             self.apply(c, rules.after_submit(v))
-            Candidate.update(submitted_at=self.now(), package_state="valid", collected=True
-                             ).where(Candidate.id == c.id).execute()
+            Candidate.update(submitted_at=self.now(), package_state="valid", collected=True).where(
+                Candidate.id == c.id
+            ).execute()
             self.event("submitted", ip=ip, seat=c.seat_number, admission_no=c.admission_no, operator="")
         return {"submitted": True}
 

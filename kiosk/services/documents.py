@@ -316,9 +316,7 @@ def render_envcheck_report(data: Mapping[str, Any]) -> str:
                 css = ["short"] if len(value) <= 12 else []
                 if not item.get("ok"):
                     css.append("bad")
-                cells.append(
-                    {"value": value, "css": " ".join(css), "required": _text(item.get("required"))}
-                )
+                cells.append({"value": value, "css": " ".join(css), "required": _text(item.get("required"))})
         rows.append(
             {
                 "seat": _text(pc.get("seat")),
@@ -361,12 +359,7 @@ def _csv_value(value: object) -> str:
         return ""
     text = str(value)
     # A lone "-" placeholder or a negative number is not a formula.
-    if (
-        isinstance(value, str)
-        and len(text) > 1
-        and text.startswith(_FORMULA_START)
-        and not _is_number(text)
-    ):
+    if isinstance(value, str) and len(text) > 1 and text.startswith(_FORMULA_START) and not _is_number(text):
         return "'" + text  # the OWASP guard: Excel shows the text instead of running it
     return text
 
@@ -376,9 +369,7 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _write_csv(
-    fh: io.BufferedWriter, headers: Sequence[str], rows: Iterable[Sequence[object]]
-) -> None:
+def _write_csv(fh: io.BufferedWriter, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     # UTF-8 with BOM: without the BOM, Excel on Chinese Windows reads the file as GBK.
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
     writer = csv.writer(text)
@@ -621,14 +612,11 @@ def _collect(
         if seen > max_rows + _BLANK_ROW_ALLOWANCE:
             raise _bad_table(f"表格行数过多（最多 {max_rows} 行）", "too many rows")
         values = {
-            key: _cell_text(row[i]) if i is not None and i < len(row) else ""
-            for key, i in where.items()
+            key: _cell_text(row[i]) if i is not None and i < len(row) else "" for key, i in where.items()
         }
         if not any(values.values()):
             continue
         if len(result) >= max_rows:
-            raise _bad_table(
-                f"表格行数过多（最多 {max_rows} 行）", f"more than {max_rows} data rows"
-            )
+            raise _bad_table(f"表格行数过多（最多 {max_rows} 行）", f"more than {max_rows} data rows")
         result.append(values)
     return result

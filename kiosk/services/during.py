@@ -15,23 +15,43 @@ from kiosk.core.codes import Purpose
 from kiosk.core.errors import Refused
 from kiosk.services.base import ServiceBase, dumps
 from kiosk.store.models import (
-    Candidate, Challenge, ImportedPackage, Paper, SealResult, Seat, Session,
-    SessionAuthorisation, Subject, UsedCode,
+    Candidate,
+    Challenge,
+    ImportedPackage,
+    Paper,
+    SealResult,
+    Seat,
+    Session,
+    SessionAuthorisation,
+    Subject,
+    UsedCode,
 )
 
 
 class DuringExam(ServiceBase):
-    def session_enter(self, session: int, admin_name: str, admin_phone: str,
-                      invigilator_name: str, invigilator_phone: str) -> dict[str, Any]:
+    def session_enter(
+        self,
+        session: int,
+        admin_name: str,
+        admin_phone: str,
+        invigilator_name: str,
+        invigilator_phone: str,
+    ) -> dict[str, Any]:
         cfg = self.require_config()
         self.require_exam()
         seal = SealResult.select().order_by(SealResult.id.desc()).first()
         if seal is None or not seal.passed:
             raise Refused("seal_not_passed", "封场检测未通过，不能进入考中管理", "seal check has not passed")
         if cfg.site_mode and not self.ports.site.reachable():
-            raise Refused("site_offline", "连接考点机异常：考点模式下只能查看考前页面，请检查考点机后重试",
-                          "site mode and the exam site is not reachable")
-        for label, value, limit in (("系统管理员姓名", admin_name, 20), ("监考员姓名", invigilator_name, 20)):
+            raise Refused(
+                "site_offline",
+                "连接考点机异常：考点模式下只能查看考前页面，请检查考点机后重试",
+                "site mode and the exam site is not reachable",
+            )
+        for label, value, limit in (
+            ("系统管理员姓名", admin_name, 20),
+            ("监考员姓名", invigilator_name, 20),
+        ):
             if not 1 <= len(value.strip()) <= limit:
                 raise Refused("bad_staff", f"请填写{label}", f"{label} missing")
         for label, value in (("系统管理员电话", admin_phone), ("监考员电话", invigilator_phone)):
@@ -41,18 +61,35 @@ class DuringExam(ServiceBase):
             s = self.get_session(session)
             if s.ended_at is not None:
                 raise Refused("session_ended", f"场次 {session} 已结束", f"session {session} ended")
-            other = (Session.select().where(Session.entered_at.is_null(False), Session.ended_at.is_null(),
-                                            Session.id != s.id).first())
+            other = (
+                Session.select()
+                .where(
+                    Session.entered_at.is_null(False),
+                    Session.ended_at.is_null(),
+                    Session.id != s.id,
+                )
+                .first()
+            )
             if other is not None:
-                raise Refused("other_session_open", f"场次 {other.number} 尚未结束考试",
-                              f"session {other.number} is still open")
+                raise Refused(
+                    "other_session_open",
+                    f"场次 {other.number} 尚未结束考试",
+                    f"session {other.number} is still open",
+                )
             s.admin_name, s.admin_phone = admin_name.strip(), admin_phone.strip()
-            s.invigilator_name, s.invigilator_phone = invigilator_name.strip(), invigilator_phone.strip()
+            s.invigilator_name, s.invigilator_phone = (
+                invigilator_name.strip(),
+                invigilator_phone.strip(),
+            )
             s.entered_at = s.entered_at or self.now()
             s.save()
             self.operator = s.admin_name
-            self.event("session_entered", session=s.number, admin=s.admin_name,
-                       invigilator=s.invigilator_name)
+            self.event(
+                "session_entered",
+                session=s.number,
+                admin=s.admin_name,
+                invigilator=s.invigilator_name,
+            )
         return {"session": s.number, "name": s.name}
 
     def _seat_ips(self, admission_nos: Sequence[str] | None = None) -> list[str]:
@@ -83,7 +120,9 @@ class DuringExam(ServiceBase):
         if path:
             p = Path(path)
             if not p.is_file() or p.stat().st_size > 1024**2:
-                raise Refused("file_not_found", f"找不到考试授权文件：{path}", f"no authorisation file {path}")
+                raise Refused(
+                    "file_not_found", f"找不到考试授权文件：{path}", f"no authorisation file {path}"
+                )
             raw, source = p.read_bytes(), p.name
         else:
             if not cfg.site_mode:
@@ -93,25 +132,46 @@ class DuringExam(ServiceBase):
         if auth.room_code != cfg.room_code:
             raise Refused("foreign_room", f"授权属于考场 {auth.room_code}，不是本考场", "foreign room")
         if auth.session != session.number:
-            raise Refused("wrong_session", f"授权属于第 {auth.session} 场次，当前为第 {session.number} 场次",
-                          "authorisation for another session")
+            raise Refused(
+                "wrong_session",
+                f"授权属于第 {auth.session} 场次，当前为第 {session.number} 场次",
+                "authorisation for another session",
+            )
         now = self.now()
         if not auth.valid_from <= now <= auth.valid_until:
             raise Refused("outside_window", "不在考试授权的有效时间内", "outside the authorisation window")
         exam = self.require_exam()
-        package = read_exam_package((self.home / "packages" / f"exam-{exam.package_sha256[:16]}.json").read_bytes())
+        package = read_exam_package(
+            (self.home / "packages" / f"exam-{exam.package_sha256[:16]}.json").read_bytes()
+        )
         sdata = next(s for s in package.sessions if s.number == session.number)
         opened = [(p.subject, open_paper(auth.key, cfg.room_code, session.number, p)) for p in sdata.papers]
         with self.tx():
             if session.authorised_at is not None:
-                return {"already": True, "papers": Paper.select().where(Paper.session == session).count()}
+                return {
+                    "already": True,
+                    "papers": Paper.select().where(Paper.session == session).count(),
+                }
             for subject_code, questions in opened:
-                Paper.create(session=session, subject=Subject.get(Subject.code == subject_code),
-                             questions=dumps(questions), question_count=len(questions))
-            SessionAuthorisation.create(session=session, key=auth.key, valid_from=auth.valid_from,
-                                        valid_until=auth.valid_until, imported_at=now)
-            ImportedPackage.insert(kind="authorisation", sha256=hashlib.sha256(raw).hexdigest(), name=source,
-                                   imported_at=now).on_conflict_ignore().execute()
+                Paper.create(
+                    session=session,
+                    subject=Subject.get(Subject.code == subject_code),
+                    questions=dumps(questions),
+                    question_count=len(questions),
+                )
+            SessionAuthorisation.create(
+                session=session,
+                key=auth.key,
+                valid_from=auth.valid_from,
+                valid_until=auth.valid_until,
+                imported_at=now,
+            )
+            ImportedPackage.insert(
+                kind="authorisation",
+                sha256=hashlib.sha256(raw).hexdigest(),
+                name=source,
+                imported_at=now,
+            ).on_conflict_ignore().execute()
             Session.update(authorised_at=now).where(Session.id == session.id).execute()
             self.event("session_authorised", session=session.number, source=source, papers=len(opened))
         return {"already": False, "papers": len(opened)}
@@ -129,10 +189,12 @@ class DuringExam(ServiceBase):
         with self.tx():
             if session.login_allowed_at is None:
                 Session.update(login_allowed_at=self.now(), auto_login=auto_login).where(
-                    Session.id == session.id).execute()
+                    Session.id == session.id
+                ).execute()
                 self.event("login_allowed", session=session.number, auto_login=auto_login)
-        self.ports.seats.send(self._seat_ips(), "allow_login",
-                              {"session": session.number, "auto_login": auto_login})
+        self.ports.seats.send(
+            self._seat_ips(), "allow_login", {"session": session.number, "auto_login": auto_login}
+        )
         return {"login_allowed_at": self.current_session().login_allowed_at}
 
     def auto_login(self, on: bool) -> dict[str, Any]:
@@ -162,39 +224,88 @@ class DuringExam(ServiceBase):
             self.get_candidate(admission_no, session)
         key = admission_no if p in (Purpose.EXTRA_TIME, Purpose.REEXAM) else ""
         with self.tx():
-            ch = (Challenge.select().where(Challenge.purpose == p.value,
-                                           Challenge.session_number == session.number,
-                                           Challenge.subject_key == key, Challenge.used_at.is_null())
-                  .order_by(Challenge.id.desc()).first())
+            ch = (
+                Challenge.select()
+                .where(
+                    Challenge.purpose == p.value,
+                    Challenge.session_number == session.number,
+                    Challenge.subject_key == key,
+                    Challenge.used_at.is_null(),
+                )
+                .order_by(Challenge.id.desc())
+                .first()
+            )
             if ch is None or self.now() - ch.created_at > codes.VALIDITY_S[p]:
-                ch = Challenge.create(purpose=p.value, session_number=session.number, subject_key=key,
-                                      challenge=codes.new_challenge(os.urandom(8)), created_at=self.now())
-                self.event("challenge_issued", purpose=p.value, challenge=ch.challenge,
-                           admission_no=admission_no)
-        return {"purpose": p.value, "purpose_zh": codes.PURPOSE_ZH[p], "room_code": self.require_config().room_code,
-                "session": session.number, "challenge": ch.challenge}
+                ch = Challenge.create(
+                    purpose=p.value,
+                    session_number=session.number,
+                    subject_key=key,
+                    challenge=codes.new_challenge(os.urandom(8)),
+                    created_at=self.now(),
+                )
+                self.event(
+                    "challenge_issued",
+                    purpose=p.value,
+                    challenge=ch.challenge,
+                    admission_no=admission_no,
+                )
+        return {
+            "purpose": p.value,
+            "purpose_zh": codes.PURPOSE_ZH[p],
+            "room_code": self.require_config().room_code,
+            "session": session.number,
+            "challenge": ch.challenge,
+        }
 
     def use_code(self, purpose: Purpose, code: str, amount: int = 0, admission_no: str = "") -> str:
         """Verify a code for the pending challenge and spend both; call inside tx()."""
         session = self.current_session()
         key = admission_no if purpose in (Purpose.EXTRA_TIME, Purpose.REEXAM) else ""
-        ch = (Challenge.select().where(Challenge.purpose == purpose.value,
-                                       Challenge.session_number == session.number,
-                                       Challenge.subject_key == key, Challenge.used_at.is_null())
-              .order_by(Challenge.id.desc()).first())
+        ch = (
+            Challenge.select()
+            .where(
+                Challenge.purpose == purpose.value,
+                Challenge.session_number == session.number,
+                Challenge.subject_key == key,
+                Challenge.used_at.is_null(),
+            )
+            .order_by(Challenge.id.desc())
+            .first()
+        )
         if ch is None:
             raise Refused("no_challenge", "请先获取申请码，再向考点申请授权码", "no pending challenge")
         normalized = codes.normalize_code(code)
         if UsedCode.get_or_none(UsedCode.code == normalized) is not None:
             raise Refused("code_used", "该授权码已使用过，每个授权码只能使用一次", "code already used")
         exam = self.require_exam()
-        codes.verify_code(bytes(exam.site_secret), normalized, purpose, self.require_config().room_code,
-                          session.number, ch.challenge, amount, self.now())
+        codes.verify_code(
+            bytes(exam.site_secret),
+            normalized,
+            purpose,
+            self.require_config().room_code,
+            session.number,
+            ch.challenge,
+            amount,
+            self.now(),
+        )
         Challenge.update(used_at=self.now()).where(Challenge.id == ch.id).execute()
-        UsedCode.create(code=normalized, purpose=purpose.value, session_number=session.number,
-                        challenge=ch.challenge, amount=amount, admission_no=admission_no, used_at=self.now())
-        self.event("code_used", purpose=purpose.value, challenge=ch.challenge, code=normalized,
-                   amount=amount, admission_no=admission_no)
+        UsedCode.create(
+            code=normalized,
+            purpose=purpose.value,
+            session_number=session.number,
+            challenge=ch.challenge,
+            amount=amount,
+            admission_no=admission_no,
+            used_at=self.now(),
+        )
+        self.event(
+            "code_used",
+            purpose=purpose.value,
+            challenge=ch.challenge,
+            code=normalized,
+            amount=amount,
+            admission_no=admission_no,
+        )
         return normalized
 
     def allow_start(self, code: str = "") -> dict[str, Any]:
@@ -203,15 +314,18 @@ class DuringExam(ServiceBase):
         now = self.now()
         if session.start_allowed_at is not None:
             raise Refused("already_started", "已经允许开考", "start already allowed")
-        timeline.check_allow_start(now, session.scheduled_start, policy,
-                                   login_allowed=session.login_allowed_at is not None)
+        timeline.check_allow_start(
+            now, session.scheduled_start, policy, login_allowed=session.login_allowed_at is not None
+        )
         late = timeline.start_needs_code(now, session.scheduled_start, policy)
         if late and not code:
             info = self.challenge(Purpose.LATE_START.value)
-            raise Refused("late_start_code_needed",
-                          f"开考时间已过，请向考点申请延考授权码（考场代码 {info['room_code']}，"
-                          f"场次 {info['session']}，申请码 {info['challenge']}）",
-                          "start window passed: a late-start code is needed")
+            raise Refused(
+                "late_start_code_needed",
+                f"开考时间已过，请向考点申请延考授权码（考场代码 {info['room_code']}，"
+                f"场次 {info['session']}，申请码 {info['challenge']}）",
+                "start window passed: a late-start code is needed",
+            )
         start = timeline.exam_start_time(now, session.scheduled_start, policy)
         with self.tx():
             if late:
@@ -230,4 +344,3 @@ class DuringExam(ServiceBase):
 
     def candidate_rows(self, session: Session) -> list[Candidate]:
         return list(Candidate.select().where(Candidate.session == session).order_by(Candidate.seq))
-

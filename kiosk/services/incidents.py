@@ -15,7 +15,14 @@ from kiosk.core.extratime import plan_extra_time
 from kiosk.services.base import loads
 from kiosk.services.during import DuringExam
 from kiosk.store.models import (
-    Absence, Answer, Candidate, Event, ExtraTime, Session, Subject, Violation,
+    Absence,
+    Answer,
+    Candidate,
+    Event,
+    ExtraTime,
+    Session,
+    Subject,
+    Violation,
 )
 from kiosk.store.models import Resume as ResumeRecord
 
@@ -28,16 +35,20 @@ def _text(value: str, label: str, limit: int, required: bool = True) -> str:
     if required and not value:
         raise Refused("text_required", f"请填写{label}", f"{label} is required")
     if len(value) > limit:
-        raise Refused("text_too_long", f"{label}最多 {limit} 个字，当前 {len(value)} 个字",
-                      f"{label} longer than {limit}")
+        raise Refused(
+            "text_too_long",
+            f"{label}最多 {limit} 个字，当前 {len(value)} 个字",
+            f"{label} longer than {limit}",
+        )
     return value
 
 
 class Incidents(DuringExam):
     def apply(self, c: Candidate, v: CandidateView) -> None:
         """Write a rule's resulting view back to the candidate row."""
-        Candidate.update(state=v.state.value, resume_pending=v.resume_pending,
-                         locked=v.flags.locked).where(Candidate.id == c.id).execute()
+        Candidate.update(state=v.state.value, resume_pending=v.resume_pending, locked=v.flags.locked).where(
+            Candidate.id == c.id
+        ).execute()
 
     def duration_s(self, c: Candidate) -> int:
         subjects = loads(c.subjects) or []
@@ -57,10 +68,21 @@ class Incidents(DuringExam):
         with self.tx():
             c = self.get_candidate(admission_no, session)
             rules.check_violation(self.view(c))
-            v = Violation.create(candidate=c, code=code, text=table[code], description=description,
-                                 registered_at=self.now())
-            self.event("violation_registered", admission_no=c.admission_no, seat=c.seat_number,
-                       violation=v.id, code=code, description=description)
+            v = Violation.create(
+                candidate=c,
+                code=code,
+                text=table[code],
+                description=description,
+                registered_at=self.now(),
+            )
+            self.event(
+                "violation_registered",
+                admission_no=c.admission_no,
+                seat=c.seat_number,
+                violation=v.id,
+                code=code,
+                description=description,
+            )
         return {"id": v.id, "admission_no": c.admission_no, "code": code, "text": table[code]}
 
     def violation_cancel(self, violation_id: int, confirm: bool = False) -> dict[str, Any]:
@@ -77,20 +99,39 @@ class Incidents(DuringExam):
 
     def violations(self, session_no: int | None = None) -> list[dict[str, Any]]:
         session = self.session_of(session_no)
-        q = (Violation.select(Violation, Candidate).join(Candidate)
-             .where(Candidate.session == session, Violation.cancelled_at.is_null())
-             .order_by(Violation.registered_at))
-        return [dict(id=v.id, admission_no=v.candidate.admission_no, name=v.candidate.name,
-                     code=v.code, text=v.text, description=v.description, time=v.registered_at)
-                for v in q]
+        q = (
+            Violation.select(Violation, Candidate)
+            .join(Candidate)
+            .where(Candidate.session == session, Violation.cancelled_at.is_null())
+            .order_by(Violation.registered_at)
+        )
+        return [
+            dict(
+                id=v.id,
+                admission_no=v.candidate.admission_no,
+                name=v.candidate.name,
+                code=v.code,
+                text=v.text,
+                description=v.description,
+                time=v.registered_at,
+            )
+            for v in q
+        ]
 
     # -- break-resume ----------------------------------------------------------------
 
     def situation_types(self) -> list[str]:
         return loads(self.require_exam().situation_types)
 
-    def resume(self, admission_nos: Sequence[str], situation: str, description: str, handler: str,
-               code: str = "", confirm_online: bool = False) -> dict[str, Any]:
+    def resume(
+        self,
+        admission_nos: Sequence[str],
+        situation: str,
+        description: str,
+        handler: str,
+        code: str = "",
+        confirm_online: bool = False,
+    ) -> dict[str, Any]:
         """断点续考: the candidates may log in again on any PC and go on where they were."""
         if not admission_nos:
             raise Refused("no_candidates", "请选择考生", "no candidates chosen")
@@ -105,37 +146,79 @@ class Incidents(DuringExam):
         needs_code = [c.admission_no for c in chosen if rules.check_resume(self.view(c), room, now)]
         online = [c.admission_no for c in chosen if c.online and c.state in ("logged_in", "in_exam")]
         if online and not confirm_online:
-            raise Refused("confirm_online", f"{len(online)} 名考生在线，续考将强制退出其考生端，请确认",
-                          "online candidates will be forced out: confirm")
+            raise Refused(
+                "confirm_online",
+                f"{len(online)} 名考生在线，续考将强制退出其考生端，请确认",
+                "online candidates will be forced out: confirm",
+            )
         if needs_code and not code:
             info = self.challenge(Purpose.LATE_CANDIDATE.value)
-            raise Refused("late_candidate_code_needed",
-                          f"{len(needs_code)} 名考生已超过迟到时间，需要考生迟到延考授权码"
-                          f"（申请码 {info['challenge']}）", "late candidates need a code")
-        forced = self.ports.seats.send([c.ip for c in chosen if c.admission_no in online],
-                                       "force_logout", {"reason": "断点续考"}) if online else None
+            raise Refused(
+                "late_candidate_code_needed",
+                f"{len(needs_code)} 名考生已超过迟到时间，需要考生迟到延考授权码"
+                f"（申请码 {info['challenge']}）",
+                "late candidates need a code",
+            )
+        forced = (
+            self.ports.seats.send(
+                [c.ip for c in chosen if c.admission_no in online],
+                "force_logout",
+                {"reason": "断点续考"},
+            )
+            if online
+            else None
+        )
         with self.tx():
             used = self.use_code(Purpose.LATE_CANDIDATE, code) if needs_code else ""
             for c in chosen:
                 c = Candidate.get_by_id(c.id)
                 self.apply(c, rules.after_resume(self.view(c)))
-                ResumeRecord.create(candidate=c, situation=situation, description=description,
-                                    handler=handler, seat_number=c.seat_number, ip=c.ip, code=used,
-                                    created_at=now)
+                ResumeRecord.create(
+                    candidate=c,
+                    situation=situation,
+                    description=description,
+                    handler=handler,
+                    seat_number=c.seat_number,
+                    ip=c.ip,
+                    code=used,
+                    created_at=now,
+                )
                 Candidate.update(online=False, seat_number=None, ip="").where(Candidate.id == c.id).execute()
-                self.event("resume_granted", admission_no=c.admission_no, seat=c.seat_number,
-                           situation=situation, description=description, handler=handler,
-                           late_code=bool(used))
-        return {"resumed": [c.admission_no for c in chosen], "late_code_used": bool(needs_code),
-                "forced_out": list(forced.ok) if forced else []}
+                self.event(
+                    "resume_granted",
+                    admission_no=c.admission_no,
+                    seat=c.seat_number,
+                    situation=situation,
+                    description=description,
+                    handler=handler,
+                    late_code=bool(used),
+                )
+        return {
+            "resumed": [c.admission_no for c in chosen],
+            "late_code_used": bool(needs_code),
+            "forced_out": list(forced.ok) if forced else [],
+        }
 
     def resumes(self, session_no: int | None = None) -> list[dict[str, Any]]:
         session = self.session_of(session_no)
-        q = (ResumeRecord.select(ResumeRecord, Candidate).join(Candidate)
-             .where(Candidate.session == session).order_by(ResumeRecord.created_at))
-        return [dict(admission_no=r.candidate.admission_no, name=r.candidate.name, time=r.created_at,
-                     ip=r.ip, situation=r.situation, description=r.description, handler=r.handler)
-                for r in q]
+        q = (
+            ResumeRecord.select(ResumeRecord, Candidate)
+            .join(Candidate)
+            .where(Candidate.session == session)
+            .order_by(ResumeRecord.created_at)
+        )
+        return [
+            dict(
+                admission_no=r.candidate.admission_no,
+                name=r.candidate.name,
+                time=r.created_at,
+                ip=r.ip,
+                situation=r.situation,
+                description=r.description,
+                handler=r.handler,
+            )
+            for r in q
+        ]
 
     # -- extra time ------------------------------------------------------------------
 
@@ -147,31 +230,71 @@ class Incidents(DuringExam):
         plan = plan_extra_time(c.extra_s, int(seconds), self.duration_s(c), self.policy().free_extra_s)
         if plan.needs_code and not code:
             info = self.challenge(Purpose.EXTRA_TIME.value, c.admission_no)
-            raise Refused("extra_time_code_needed",
-                          f"累计补时将达 {plan.total_after_s} 秒，超过免授权的 {self.policy().free_extra_s} 秒，"
-                          f"需要补时授权码（申请码 {info['challenge']}，补时 {plan.requested_s} 秒）",
-                          "extra time beyond the free allowance needs a code")
+            raise Refused(
+                "extra_time_code_needed",
+                f"累计补时将达 {plan.total_after_s} 秒，超过免授权的 {self.policy().free_extra_s} 秒，"
+                f"需要补时授权码（申请码 {info['challenge']}，补时 {plan.requested_s} 秒）",
+                "extra time beyond the free allowance needs a code",
+            )
         with self.tx():
-            used = self.use_code(Purpose.EXTRA_TIME, code, plan.requested_s, c.admission_no) if plan.needs_code else ""
+            used = (
+                self.use_code(Purpose.EXTRA_TIME, code, plan.requested_s, c.admission_no)
+                if plan.needs_code
+                else ""
+            )
             Candidate.update(extra_s=plan.total_after_s).where(Candidate.id == c.id).execute()
-            ExtraTime.create(candidate=c, requested_s=plan.requested_s, granted_s=plan.granted_s,
-                             total_after_s=plan.total_after_s, reason=reason, code=used, created_at=self.now())
-            self.event("extra_time_granted", admission_no=c.admission_no, seat=c.seat_number,
-                       requested_s=plan.requested_s, granted_s=plan.granted_s,
-                       total_s=plan.total_after_s, reason=reason, with_code=bool(used))
+            ExtraTime.create(
+                candidate=c,
+                requested_s=plan.requested_s,
+                granted_s=plan.granted_s,
+                total_after_s=plan.total_after_s,
+                reason=reason,
+                code=used,
+                created_at=self.now(),
+            )
+            self.event(
+                "extra_time_granted",
+                admission_no=c.admission_no,
+                seat=c.seat_number,
+                requested_s=plan.requested_s,
+                granted_s=plan.granted_s,
+                total_s=plan.total_after_s,
+                reason=reason,
+                with_code=bool(used),
+            )
         deadline = timeline.candidate_deadline(session.actual_start, self.duration_s(c), plan.total_after_s)
         self.ports.seats.send([c.ip], "deadline", {"admission_no": c.admission_no, "deadline": deadline})
-        return {"admission_no": c.admission_no, "requested_s": plan.requested_s,
-                "granted_s": plan.granted_s, "total_s": plan.total_after_s, "deadline": deadline,
-                "message": f"补时成功：考生 {c.admission_no} 补时 {plan.requested_s} 秒，实际补时 {plan.granted_s} 秒。"}
+        return {
+            "admission_no": c.admission_no,
+            "requested_s": plan.requested_s,
+            "granted_s": plan.granted_s,
+            "total_s": plan.total_after_s,
+            "deadline": deadline,
+            "message": f"补时成功：考生 {c.admission_no} 补时 {plan.requested_s} 秒，"
+            f"实际补时 {plan.granted_s} 秒。",
+        }
 
     def extra_times(self, session_no: int | None = None) -> list[dict[str, Any]]:
         session = self.session_of(session_no)
-        q = (ExtraTime.select(ExtraTime, Candidate).join(Candidate)
-             .where(Candidate.session == session).order_by(ExtraTime.created_at))
-        return [dict(admission_no=e.candidate.admission_no, name=e.candidate.name, requested_s=e.requested_s,
-                     granted_s=e.granted_s, total_s=e.total_after_s, reason=e.reason, time=e.created_at,
-                     with_code=bool(e.code)) for e in q]
+        q = (
+            ExtraTime.select(ExtraTime, Candidate)
+            .join(Candidate)
+            .where(Candidate.session == session)
+            .order_by(ExtraTime.created_at)
+        )
+        return [
+            dict(
+                admission_no=e.candidate.admission_no,
+                name=e.candidate.name,
+                requested_s=e.requested_s,
+                granted_s=e.granted_s,
+                total_s=e.total_after_s,
+                reason=e.reason,
+                time=e.created_at,
+                with_code=bool(e.code),
+            )
+            for e in q
+        ]
 
     # -- lock, message, raised hand ----------------------------------------------------
 
@@ -184,14 +307,19 @@ class Incidents(DuringExam):
         if not unlock:
             for c in chosen:
                 rules.check_lock(self.view(c))
-        sent = self.ports.seats.send([c.ip for c in chosen], "unlock" if unlock else "lock",
-                                     {"notice": notice})
+        sent = self.ports.seats.send(
+            [c.ip for c in chosen], "unlock" if unlock else "lock", {"notice": notice}
+        )
         with self.tx():
             for c in chosen:
                 if c.ip in sent.ok:
                     Candidate.update(locked=not unlock).where(Candidate.id == c.id).execute()
-                    self.event("unlocked" if unlock else "locked", admission_no=c.admission_no,
-                               seat=c.seat_number, notice=notice)
+                    self.event(
+                        "unlocked" if unlock else "locked",
+                        admission_no=c.admission_no,
+                        seat=c.seat_number,
+                        notice=notice,
+                    )
         return {"ok": list(sent.ok), "failed": sent.failed}
 
     def message(self, text: str, admission_nos: Sequence[str] | None = None) -> dict[str, Any]:
@@ -199,8 +327,13 @@ class Incidents(DuringExam):
         ips = self._seat_ips(admission_nos or None)
         sent = self.ports.seats.send(ips, "message", {"text": text})
         with self.tx():
-            self.event("message_sent", text=text, to=list(admission_nos or []), ok=len(sent.ok),
-                       failed=sent.failed)
+            self.event(
+                "message_sent",
+                text=text,
+                to=list(admission_nos or []),
+                ok=len(sent.ok),
+                failed=sent.failed,
+            )
         return {"ok": list(sent.ok), "failed": sent.failed}
 
     def hand_answer(self, admission_no: str) -> dict[str, Any]:
@@ -216,8 +349,15 @@ class Incidents(DuringExam):
 
     # -- re-exam and absence ---------------------------------------------------------
 
-    def reexam(self, admission_no: str, subjects: Sequence[str], reason: str, code: str,
-               understood: bool = False, confirm: bool = False) -> dict[str, Any]:
+    def reexam(
+        self,
+        admission_no: str,
+        subjects: Sequence[str],
+        reason: str,
+        code: str,
+        understood: bool = False,
+        confirm: bool = False,
+    ) -> dict[str, Any]:
         """考生初始化: wipe the chosen subjects' answers (cannot be undone)."""
         if not understood:
             raise Refused("tick_understood", "请先勾选“我知道了”", "the officer must tick 'I understand'")
@@ -230,29 +370,54 @@ class Incidents(DuringExam):
         reason = _text(reason, "重考原因", MAX_DESCRIPTION)
         if not code:
             info = self.challenge(Purpose.REEXAM.value, c.admission_no)
-            raise Refused("reexam_code_needed", f"重考需要授权码（申请码 {info['challenge']}，1小时内有效）",
-                          "re-exam needs a code")
+            raise Refused(
+                "reexam_code_needed",
+                f"重考需要授权码（申请码 {info['challenge']}，1小时内有效）",
+                "re-exam needs a code",
+            )
         if not confirm:
-            raise Refused("confirm_needed",
-                          f"对考生 {c.admission_no} 执行重考操作，会清除科目 {','.join(subjects)} 的作答记录，"
-                          "且无法恢复，请确认", "re-exam needs the final confirmation")
+            raise Refused(
+                "confirm_needed",
+                f"对考生 {c.admission_no} 执行重考操作，会清除科目 {','.join(subjects)} 的作答记录，"
+                "且无法恢复，请确认",
+                "re-exam needs the final confirmation",
+            )
         with self.tx():
             self.use_code(Purpose.REEXAM, code, 0, c.admission_no)
-            wiped = Answer.delete().where(Answer.admission_no == c.admission_no,
-                                          Answer.subject.in_(list(subjects))).execute()
+            wiped = (
+                Answer.delete()
+                .where(Answer.admission_no == c.admission_no, Answer.subject.in_(list(subjects)))
+                .execute()
+            )
             self.apply(c, rules.transition_after_reexam(self.view(c)))
-            Candidate.update(submitted_at=None, began_at=None, logged_in_at=None, collected=False,
-                             package_state="none", seat_number=None, ip="", online=False
-                             ).where(Candidate.id == c.id).execute()
-            self.event("reexam", admission_no=c.admission_no, subjects=list(subjects), reason=reason,
-                       answers_wiped=wiped)
+            Candidate.update(
+                submitted_at=None,
+                began_at=None,
+                logged_in_at=None,
+                collected=False,
+                package_state="none",
+                seat_number=None,
+                ip="",
+                online=False,
+            ).where(Candidate.id == c.id).execute()
+            self.event(
+                "reexam",
+                admission_no=c.admission_no,
+                subjects=list(subjects),
+                reason=reason,
+                answers_wiped=wiped,
+            )
         return {"admission_no": c.admission_no, "answers_wiped": wiped, "state": "not_logged_in"}
 
     def absent(self, admission_nos: Sequence[str], confirm: bool = False) -> dict[str, Any]:
         if not admission_nos:
             raise Refused("no_candidates", "请选择缺考考生", "no candidates chosen")
         if not confirm:
-            raise Refused("confirm_needed", f"确认登记 {len(admission_nos)} 名考生缺考？", "needs confirmation")
+            raise Refused(
+                "confirm_needed",
+                f"确认登记 {len(admission_nos)} 名考生缺考？",
+                "needs confirmation",
+            )
         session = self.current_session()
         room = self.phase(session)
         with self.tx():
@@ -280,8 +445,17 @@ class Incidents(DuringExam):
     def candidate_log(self, admission_no: str) -> dict[str, Any]:
         c = self.get_candidate(admission_no)
         rows = Event.select().where(Event.admission_no == c.admission_no).order_by(Event.id)
-        log = [dict(n=i, time=e.ts, ip=e.ip, kind=e.kind, text=event_text(e.kind, loads(e.payload)),
-                    operator=e.operator) for i, e in enumerate(rows, 1)]
+        log = [
+            dict(
+                n=i,
+                time=e.ts,
+                ip=e.ip,
+                kind=e.kind,
+                text=event_text(e.kind, loads(e.payload)),
+                operator=e.operator,
+            )
+            for i, e in enumerate(rows, 1)
+        ]
         return {"candidate": self.candidate_dict(c), "log": log}
 
     def candidate_dict(self, c: Candidate) -> dict[str, Any]:
@@ -291,24 +465,57 @@ class Incidents(DuringExam):
         now = self.now()
         offline = [(o.lost_at, o.back_at) for o in c.offline]
         return dict(
-            seq=c.seq, admission_no=c.admission_no, name=c.name, gender=c.gender, id_type=c.id_type,
-            id_number=c.id_number, subjects=loads(c.subjects), state=c.state, state_zh=rules.STATE_ZH[v.state],
-            seat=f"{c.seat_number:03d}" if c.seat_number else "", ip=c.ip, online=c.online, locked=c.locked,
-            violation=v.flags.violation, resumed=v.flags.resumed, resume_pending=c.resume_pending,
-            extra_s=c.extra_s, hand_raised=c.hand_raised_at is not None,
+            seq=c.seq,
+            admission_no=c.admission_no,
+            name=c.name,
+            gender=c.gender,
+            id_type=c.id_type,
+            id_number=c.id_number,
+            subjects=loads(c.subjects),
+            state=c.state,
+            state_zh=rules.STATE_ZH[v.state],
+            seat=f"{c.seat_number:03d}" if c.seat_number else "",
+            ip=c.ip,
+            online=c.online,
+            locked=c.locked,
+            violation=v.flags.violation,
+            resumed=v.flags.resumed,
+            resume_pending=c.resume_pending,
+            extra_s=c.extra_s,
+            hand_raised=c.hand_raised_at is not None,
             remaining_s=timeline.remaining_seconds(now, session.actual_start, duration, c.extra_s),
             offline_s=timeline.offline_seconds(offline, now, since=session.actual_start),
-            collected=c.collected, package_state=c.package_state)
+            collected=c.collected,
+            package_state=c.package_state,
+        )
 
 
 EVENT_ZH = {
-    "client_started": "启动", "client_seat": "机位号", "login": "登录", "login_confirmed": "登录确认",
-    "agreement": "考试协议", "paper_drawn": "抽卷", "rules_read": "我已阅读提醒", "begin": "我已阅读",
-    "answers_saved": "保存答案", "submitted": "交卷", "violation_registered": "登记违纪",
-    "violation_cancelled": "取消违纪", "resume_granted": "断点续考", "extra_time_granted": "补时",
-    "locked": "锁屏", "unlocked": "解除锁屏", "absence_registered": "缺考登记", "reexam": "考生初始化",
-    "collected": "单机收卷", "answers_imported": "导入作答包", "hand_raised": "举手",
-    "hand_answered": "处理举手", "link_lost": "离线", "link_back": "恢复在线", "forced_logout": "强制退出",
+    "client_started": "启动",
+    "client_seat": "机位号",
+    "login": "登录",
+    "login_confirmed": "登录确认",
+    "agreement": "考试协议",
+    "paper_drawn": "抽卷",
+    "rules_read": "我已阅读提醒",
+    "begin": "我已阅读",
+    "answers_saved": "保存答案",
+    "submitted": "交卷",
+    "violation_registered": "登记违纪",
+    "violation_cancelled": "取消违纪",
+    "resume_granted": "断点续考",
+    "extra_time_granted": "补时",
+    "locked": "锁屏",
+    "unlocked": "解除锁屏",
+    "absence_registered": "缺考登记",
+    "reexam": "考生初始化",
+    "collected": "单机收卷",
+    "answers_imported": "导入作答包",
+    "hand_raised": "举手",
+    "hand_answered": "处理举手",
+    "link_lost": "离线",
+    "link_back": "恢复在线",
+    "forced_logout": "强制退出",
     "lock_acknowledged": "我已知晓",
 }
 
@@ -325,4 +532,3 @@ def event_text(kind: str, payload: dict[str, Any]) -> str:
     if kind == "extra_time_granted":
         return f"{label}{payload.get('granted_s', 0)}秒"
     return label
-

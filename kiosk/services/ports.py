@@ -59,8 +59,7 @@ class SiteLink(Protocol):
 
     def report_seal(self, room_code: str, report: dict[str, Any]) -> None: ...
 
-    def upload_results(self, room_code: str, path: Path,
-                       progress: Callable[[int, int], None]) -> None: ...
+    def upload_results(self, room_code: str, path: Path, progress: Callable[[int, int], None]) -> None: ...
 
 
 class UsbDrives(Protocol):
@@ -75,8 +74,11 @@ class NoSite:
     def _offline(self) -> None:
         from kiosk.core.errors import Refused
 
-        raise Refused("site_offline", "无法连接考点服务器，请检查网络或使用U盘导入/导出",
-                      "the exam site is not reachable")
+        raise Refused(
+            "site_offline",
+            "无法连接考点服务器，请检查网络或使用U盘导入/导出",
+            "the exam site is not reachable",
+        )
 
     def reachable(self) -> bool:
         return False
@@ -95,8 +97,7 @@ class NoSite:
     def report_seal(self, room_code: str, report: dict[str, Any]) -> None:
         self._offline()
 
-    def upload_results(self, room_code: str, path: Path,
-                       progress: Callable[[int, int], None]) -> None:
+    def upload_results(self, room_code: str, path: Path, progress: Callable[[int, int], None]) -> None:
         self._offline()
 
 

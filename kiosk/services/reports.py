@@ -14,8 +14,12 @@ from kiosk.services.after import AfterExam, write_atomic
 from kiosk.services.base import loads
 from kiosk.store.models import Absence, Candidate, Seat, Session
 
-SEAT_COLUMNS = {"seat": ["机位号", "机位", "seat"], "ip": ["IP", "IP地址", "ip"],
-                "name": ["计算机名", "名称", "name"], "note": ["备注", "note"]}
+SEAT_COLUMNS = {
+    "seat": ["机位号", "机位", "seat"],
+    "ip": ["IP", "IP地址", "ip"],
+    "name": ["计算机名", "名称", "name"],
+    "note": ["备注", "note"],
+}
 
 
 class Reports(AfterExam):
@@ -27,23 +31,41 @@ class Reports(AfterExam):
         violations = self.violations(s.number)
         extra = self.extra_times(s.number)
         resumes = self.resumes(s.number)
-        end = max((self.candidate_deadline(c, s) or 0 for c in cands), default=None) if s.actual_start else None
-        absences = [dict(name=a.candidate.name, admission_no=a.candidate.admission_no,
-                         subjects=",".join(loads(a.subjects) or []))
-                    for a in Absence.select().join(Candidate).where(Candidate.session == s)]
+        end = (
+            max((self.candidate_deadline(c, s) or 0 for c in cands), default=None) if s.actual_start else None
+        )
+        absences = [
+            dict(
+                name=a.candidate.name,
+                admission_no=a.candidate.admission_no,
+                subjects=",".join(loads(a.subjects) or []),
+            )
+            for a in Absence.select().join(Candidate).where(Candidate.session == s)
+        ]
         return {
-            "exam_name": exam.name, "site_code": exam.site_code, "site_name": exam.site_name,
-            "room_code": exam.room_code, "session_number": s.number, "session_name": s.name,
-            "start": s.actual_start, "end": s.ended_at or end, "state_zh": self.session_state_zh(s),
+            "exam_name": exam.name,
+            "site_code": exam.site_code,
+            "site_name": exam.site_name,
+            "room_code": exam.room_code,
+            "session_number": s.number,
+            "session_name": s.name,
+            "start": s.actual_start,
+            "end": s.ended_at or end,
+            "state_zh": self.session_state_zh(s),
             "admin": {"name": s.admin_name, "phone": s.admin_phone},
             "invigilator": {"name": s.invigilator_name, "phone": s.invigilator_phone},
-            "totals": {"expected": len(cands),
-                       "sat": sum(st in ("logged_in", "in_exam", "submitted") for st in states),
-                       "absent": states.count("absent"),
-                       "violations": len({v["admission_no"] for v in violations}),
-                       "extra_time": len({e["admission_no"] for e in extra}),
-                       "resumes": len({r["admission_no"] for r in resumes})},
-            "absences": absences, "violations": violations, "extra_time": extra, "resumes": resumes,
+            "totals": {
+                "expected": len(cands),
+                "sat": sum(st in ("logged_in", "in_exam", "submitted") for st in states),
+                "absent": states.count("absent"),
+                "violations": len({v["admission_no"] for v in violations}),
+                "extra_time": len({e["admission_no"] for e in extra}),
+                "resumes": len({r["admission_no"] for r in resumes}),
+            },
+            "absences": absences,
+            "violations": violations,
+            "extra_time": extra,
+            "resumes": resumes,
             "generated_at": self.now(),
         }
 
@@ -59,8 +81,11 @@ class Reports(AfterExam):
         return {"path": str(target)}
 
     def envcheck_report(self, path: str) -> dict[str, Any]:
-        data = {**self.envcheck_result(), "room_code": self.require_config().room_code,
-                "generated_at": self.now()}
+        data = {
+            **self.envcheck_result(),
+            "room_code": self.require_config().room_code,
+            "generated_at": self.now(),
+        }
         if data["run"] is None:
             raise Refused("no_previous_check", "还没有检测结果，请先检测", "no environment check yet")
         target = self._html_target(path)
@@ -80,27 +105,84 @@ class Reports(AfterExam):
         fmt = documents.fmt_time
         if kind == "violations":
             headers = ["准考证号", "姓名", "违纪代码", "违纪类型", "违纪情况描述", "处理时间"]
-            rows = [[v["admission_no"], v["name"], v["code"], v["text"], v["description"], fmt(v["time"])]
-                    for v in self.violations()]
+            rows = [
+                [
+                    v["admission_no"],
+                    v["name"],
+                    v["code"],
+                    v["text"],
+                    v["description"],
+                    fmt(v["time"]),
+                ]
+                for v in self.violations()
+            ]
         elif kind == "resumes":
             headers = ["准考证号", "姓名", "处理时间", "IP地址", "异常情况", "异常描述", "处理人员"]
-            rows = [[r["admission_no"], r["name"], fmt(r["time"]), r["ip"], r["situation"],
-                     r["description"], r["handler"]] for r in self.resumes()]
+            rows = [
+                [
+                    r["admission_no"],
+                    r["name"],
+                    fmt(r["time"]),
+                    r["ip"],
+                    r["situation"],
+                    r["description"],
+                    r["handler"],
+                ]
+                for r in self.resumes()
+            ]
         elif kind == "extra-time":
-            headers = ["准考证号", "姓名", "补时(秒)", "实际补时(秒)", "累计补时(秒)", "补时原因", "处理时间"]
-            rows = [[e["admission_no"], e["name"], e["requested_s"], e["granted_s"], e["total_s"],
-                     e["reason"], fmt(e["time"])] for e in self.extra_times()]
+            headers = [
+                "准考证号",
+                "姓名",
+                "补时(秒)",
+                "实际补时(秒)",
+                "累计补时(秒)",
+                "补时原因",
+                "处理时间",
+            ]
+            rows = [
+                [
+                    e["admission_no"],
+                    e["name"],
+                    e["requested_s"],
+                    e["granted_s"],
+                    e["total_s"],
+                    e["reason"],
+                    fmt(e["time"]),
+                ]
+                for e in self.extra_times()
+            ]
         elif kind == "candidate-log":
             log = self.candidate_log(admission_no)
             headers = ["序号", "时间", "IP", "操作"]
             rows = [[x["n"], fmt(x["time"]), x["ip"], x["text"]] for x in log["log"]]
         elif kind == "verification":
             table = self.verify()
-            headers = ["序号", "准考证号", "姓名", "考试状态", "答题进度", "作答包状态", "回收状态", "违纪", "问题"]
-            rows = [[r["seq"], r["admission_no"], r["name"], r["state_zh"],
-                     "" if r["progress_pct"] is None else f"{r['progress_pct']}%", r["package_zh"],
-                     "✓" if r["collected"] else "", "Y" if r["violation"] else "", r["problem_zh"]]
-                    for r in table["rows"]]
+            headers = [
+                "序号",
+                "准考证号",
+                "姓名",
+                "考试状态",
+                "答题进度",
+                "作答包状态",
+                "回收状态",
+                "违纪",
+                "问题",
+            ]
+            rows = [
+                [
+                    r["seq"],
+                    r["admission_no"],
+                    r["name"],
+                    r["state_zh"],
+                    "" if r["progress_pct"] is None else f"{r['progress_pct']}%",
+                    r["package_zh"],
+                    "✓" if r["collected"] else "",
+                    "Y" if r["violation"] else "",
+                    r["problem_zh"],
+                ]
+                for r in table["rows"]
+            ]
         elif kind == "seats":
             headers = ["机位号", "IP", "计算机名", "备注"]
             rows = [[s["seat"], s["ip"], s["hostname"], s["note"]] for s in self.seats()]
@@ -119,11 +201,20 @@ class Reports(AfterExam):
         cfg = self.config()
         out: dict[str, Any] = {
             "box_time": self.now(),
-            "config": None if cfg is None else dict(
-                room_code=cfg.room_code, site_mode=cfg.site_mode, site_ip=cfg.site_ip, box_ip=cfg.box_ip,
-                answer_dir=cfg.answer_dir),
-            "wizard": self.wizard(), "user": self.user(), "seats": self.seats(),
-            "exam": self.exam_summary(), "session": None,
+            "config": None
+            if cfg is None
+            else dict(
+                room_code=cfg.room_code,
+                site_mode=cfg.site_mode,
+                site_ip=cfg.site_ip,
+                box_ip=cfg.box_ip,
+                answer_dir=cfg.answer_dir,
+            ),
+            "wizard": self.wizard(),
+            "user": self.user(),
+            "seats": self.seats(),
+            "exam": self.exam_summary(),
+            "session": None,
         }
         try:
             s = self.current_session()
@@ -132,18 +223,25 @@ class Reports(AfterExam):
         cands = [self.candidate_dict(c) for c in self.candidate_rows(s)]
         states = [c["state"] for c in cands]
         out["session"] = {
-            "number": s.number, "name": s.name, "state_zh": self.session_state_zh(s),
-            "scheduled_start": s.scheduled_start, "login_allowed": s.login_allowed_at is not None,
-            "actual_start": s.actual_start, "countdown": self.countdown(),
+            "number": s.number,
+            "name": s.name,
+            "state_zh": self.session_state_zh(s),
+            "scheduled_start": s.scheduled_start,
+            "login_allowed": s.login_allowed_at is not None,
+            "actual_start": s.actual_start,
+            "countdown": self.countdown(),
             "counts": {
-                "expected": len(cands), "logged_in": states.count(CandidateState.LOGGED_IN.value),
+                "expected": len(cands),
+                "logged_in": states.count(CandidateState.LOGGED_IN.value),
                 "in_exam": states.count(CandidateState.IN_EXAM.value),
                 "submitted": states.count(CandidateState.SUBMITTED.value),
                 "absent": states.count(CandidateState.ABSENT.value),
                 "violations": sum(c["violation"] for c in cands),
                 "resumes": sum(c["resumed"] for c in cands),
                 "extra_time": sum(c["extra_s"] > 0 for c in cands),
-                "offline": sum(1 for c in cands if c["state"] in ("logged_in", "in_exam") and not c["online"]),
+                "offline": sum(
+                    1 for c in cands if c["state"] in ("logged_in", "in_exam") and not c["online"]
+                ),
                 "hands": sum(c["hand_raised"] for c in cands),
             },
             "remaining_s": max((c["remaining_s"] for c in cands), default=0),

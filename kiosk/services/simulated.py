@@ -36,9 +36,19 @@ class SimPC:
 
 
 def good_env() -> dict[str, Any]:
-    return {"os": "Windows 10 专业版", "cpu_cores": 4, "memory_mb": 8192, "free_disk_mb": 60_000,
-            "screen": "1920x1080", "software": ["Chrome", "WPS"], "daemon_version": "0.1.0",
-            "clock_skew_s": 0.2, "rtt_ms": 3.0, "virtual_machine": False, "remote_control": []}
+    return {
+        "os": "Windows 10 专业版",
+        "cpu_cores": 4,
+        "memory_mb": 8192,
+        "free_disk_mb": 60_000,
+        "screen": "1920x1080",
+        "software": ["Chrome", "WPS"],
+        "daemon_version": "0.1.0",
+        "clock_skew_s": 0.2,
+        "rtt_ms": 3.0,
+        "virtual_machine": False,
+        "remote_control": [],
+    }
 
 
 class SimulatedSeats:
@@ -46,15 +56,29 @@ class SimulatedSeats:
         self.pcs: dict[str, SimPC] = {}
         for i in range(count):
             ip = f"{subnet}.{first_host + i}"
-            self.pcs[ip] = SimPC(ip=ip, hostname=f"KS-{i + 1:03d}", mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
-                                 env=good_env())
+            self.pcs[ip] = SimPC(
+                ip=ip,
+                hostname=f"KS-{i + 1:03d}",
+                mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                env=good_env(),
+            )
         self.woken: list[str] = []
 
     def scan(self, timeout_s: float) -> Sequence[ScanReply]:
         # Replies arrive in an order unlike the IP order, as on a real LAN.
         order = sorted(self.pcs.values(), key=lambda p: hashlib.md5(p.ip.encode()).hexdigest())
-        return [ScanReply(ip=p.ip, hostname=p.hostname, mac=p.mac, os=p.env.get("os", ""),
-                          daemon_version="0.1.0", fingerprint=p.fingerprint) for p in order if p.up]
+        return [
+            ScanReply(
+                ip=p.ip,
+                hostname=p.hostname,
+                mac=p.mac,
+                os=p.env.get("os", ""),
+                daemon_version="0.1.0",
+                fingerprint=p.fingerprint,
+            )
+            for p in order
+            if p.up
+        ]
 
     def send(self, ips: Sequence[str], command: str, args: dict[str, Any]) -> SendResult:
         ok, failed = [], {}
@@ -84,3 +108,33 @@ class SimulatedSeats:
 
     def commands(self, ip: str) -> list[str]:
         return [c for c, _ in self.pcs[ip].received]
+
+    # -- keeping the box's view of the links true (what the real daemons' TLS links do) --
+
+    LINK_EVENTS = frozenset(
+        {
+            "seats_scanned",
+            "seat_added",
+            "seat_edited",
+            "seats_imported",
+            "remote_shutdown",
+            "remote_wake",
+            "remote_reboot",
+        }
+    )
+
+    def attach(self, service: Any) -> None:
+        """Report link changes to the room service as the real room network will."""
+        self._service = service
+        service.subscribe(lambda ev: self.sync_links() if ev.kind in self.LINK_EVENTS else None)
+        self.sync_links()
+
+    def sync_links(self) -> None:
+        service = getattr(self, "_service", None)
+        if service is None:
+            return
+        for seat in service.seats():
+            pc = self.pcs.get(seat["ip"])
+            up = pc is not None and pc.up
+            if seat["online"] != up:
+                service.seat_link(seat["ip"], up)

@@ -280,10 +280,7 @@ def _theory_questions(rng: random.Random) -> list[dict[str, Any]]:
     # Order within each section is shuffled per seed so two seeds give different papers.
     sections: list[list[dict[str, Any]]] = [
         [{"type": "single", "text": t, "options": list(o), "answer": a} for t, o, a in _SINGLE],
-        [
-            {"type": "multiple", "text": t, "options": list(o), "answer": list(a)}
-            for t, o, a in _MULTIPLE
-        ],
+        [{"type": "multiple", "text": t, "options": list(o), "answer": list(a)} for t, o, a in _MULTIPLE],
         [{"type": "judge", "text": t, "answer": a} for t, a in _JUDGE],
         [{"type": "fill", "text": t, "answer": a} for t, a in _FILL],
     ]
@@ -291,10 +288,7 @@ def _theory_questions(rng: random.Random) -> list[dict[str, Any]]:
     for section in sections:
         rng.shuffle(section)
         questions.extend(section)
-    return [
-        {"id": f"q{i:02d}", **q, "score": _SCORES[q["type"]]}
-        for i, q in enumerate(questions, start=1)
-    ]
+    return [{"id": f"q{i:02d}", **q, "score": _SCORES[q["type"]]} for i, q in enumerate(questions, start=1)]
 
 
 def _operation_tasks() -> list[dict[str, Any]]:
@@ -357,9 +351,7 @@ def build_default_exam(
                 "papers": [paper],
             }
         )
-        candidates += _candidates(
-            people, room_code, number, candidates_per_session, subject["code"]
-        )
+        candidates += _candidates(people, room_code, number, candidates_per_session, subject["code"])
         authorisations[number] = {
             "format": AUTH_FORMAT,
             "version": VERSION,
@@ -392,9 +384,7 @@ def build_default_exam(
             "violation_codes": [list(v) for v in VIOLATION_CODES],
             "situation_types": list(SITUATION_TYPES),
             "staff": [dict(s) for s in STAFF],
-            "requirements": {
-                k: list(v) if isinstance(v, list) else v for k, v in REQUIREMENTS.items()
-            },
+            "requirements": {k: list(v) if isinstance(v, list) else v for k, v in REQUIREMENTS.items()},
         },
         "subjects": [dict(THEORY), dict(OPERATION)],
         "sessions": session_docs,

@@ -35,7 +35,7 @@ class User(BaseModel):
     phone = CharField(default="")
     password_hash = TextField()
     default_password = BooleanField(default=True)
-    failures = TextField(default="[]")   # JSON list of failure times since the last success
+    failures = TextField(default="[]")  # JSON list of failure times since the last success
 
 
 class Seat(BaseModel):
@@ -55,7 +55,7 @@ class EnvRun(BaseModel):
     started_at = FloatField()
     finished_at = FloatField(null=True)
     retest = BooleanField(default=False)
-    requirements = TextField()          # JSON
+    requirements = TextField()  # JSON
 
 
 class EnvResult(BaseModel):
@@ -63,8 +63,8 @@ class EnvResult(BaseModel):
     seat_number = IntegerField()
     ip = CharField()
     checked_at = FloatField()
-    report = TextField()                # JSON, as the PC sent it
-    items = TextField()                 # JSON, judged items
+    report = TextField()  # JSON, as the PC sent it
+    items = TextField()  # JSON, judged items
     passed = BooleanField()
 
 
@@ -75,11 +75,11 @@ class Exam(BaseModel):
     site_code = CharField()
     site_name = CharField(default="")
     room_code = CharField()
-    policy = TextField()                 # JSON of core.policy.Policy
-    site_secret = BlobField()            # verifies authorisation codes offline
-    violation_codes = TextField()        # JSON [[code, text], ...]
-    situation_types = TextField()        # JSON [text, ...]
-    staff = TextField()                  # JSON [{role, name, phone}, ...]
+    policy = TextField()  # JSON of core.policy.Policy
+    site_secret = BlobField()  # verifies authorisation codes offline
+    violation_codes = TextField()  # JSON [[code, text], ...]
+    situation_types = TextField()  # JSON [text, ...]
+    staff = TextField()  # JSON [{role, name, phone}, ...]
     requirements = TextField(default="{}")  # JSON of core.envcheck.Requirements overrides
     package_sha256 = CharField()
     loaded_at = FloatField()
@@ -115,7 +115,7 @@ class Session(BaseModel):
 class Paper(BaseModel):
     session = ForeignKeyField(Session, backref="papers", on_delete="CASCADE")
     subject = ForeignKeyField(Subject, on_delete="CASCADE")
-    questions = TextField()              # JSON list of questions
+    questions = TextField()  # JSON list of questions
     question_count = IntegerField()
 
 
@@ -135,7 +135,7 @@ class Candidate(BaseModel):
     gender = CharField(default="")
     id_type = CharField(default="")
     id_number = CharField(default="")
-    subjects = TextField()               # JSON list of subject codes
+    subjects = TextField()  # JSON list of subject codes
     photo = BlobField(null=True)
     state = CharField(default="not_logged_in", index=True)
     seat_number = IntegerField(null=True)
@@ -192,7 +192,7 @@ class ExtraTime(BaseModel):
 
 class Absence(BaseModel):
     candidate = ForeignKeyField(Candidate, unique=True, on_delete="CASCADE")
-    subjects = TextField()               # JSON list
+    subjects = TextField()  # JSON list
     created_at = FloatField()
 
 
@@ -231,7 +231,7 @@ class ImportedPackage(BaseModel):
 class SealResult(BaseModel):
     checked_at = FloatField()
     passed = BooleanField()
-    items = TextField()                  # JSON
+    items = TextField()  # JSON
     reported_at = FloatField(null=True)
 
 
@@ -250,7 +250,26 @@ class Event(BaseModel):
 
 
 BOX_MODELS = (
-    RoomConfig, User, Seat, EnvRun, EnvResult, Exam, Subject, Session, Paper,
-    SessionAuthorisation, Candidate, OfflineInterval, Violation, Resume, ExtraTime,
-    Absence, Challenge, UsedCode, ImportedPackage, SealResult, Event, Answer,
+    RoomConfig,
+    User,
+    Seat,
+    EnvRun,
+    EnvResult,
+    Exam,
+    Subject,
+    Session,
+    Paper,
+    SessionAuthorisation,
+    Candidate,
+    OfflineInterval,
+    Violation,
+    Resume,
+    ExtraTime,
+    Absence,
+    Challenge,
+    UsedCode,
+    ImportedPackage,
+    SealResult,
+    Event,
+    Answer,
 )

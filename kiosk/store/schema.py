@@ -34,8 +34,11 @@ def migrate(db: SqliteDatabase) -> int:
     """Bring the database to SCHEMA_VERSION; each step commits with its version."""
     version = user_version(db)
     if version > SCHEMA_VERSION:
-        raise Refused("schema_too_new", f"数据库版本 {version} 高于本程序支持的版本 {SCHEMA_VERSION}，请升级监考程序",
-                      f"database schema {version} is newer than supported {SCHEMA_VERSION}")
+        raise Refused(
+            "schema_too_new",
+            f"数据库版本 {version} 高于本程序支持的版本 {SCHEMA_VERSION}，请升级监考程序",
+            f"database schema {version} is newer than supported {SCHEMA_VERSION}",
+        )
     while version < SCHEMA_VERSION:
         with db.atomic():
             MIGRATIONS[version](db)

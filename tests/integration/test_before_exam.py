@@ -38,10 +38,28 @@ def test_bad_parameters_are_refused_and_change_nothing(room):
         (dict(room_code="123", answer_dir="/tmp/a", box_ip="127.0.0.1"), "bad_room_code"),
         (dict(room_code=ROOM, answer_dir="relative", box_ip="127.0.0.1"), "bad_answer_dir"),
         (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="10.9.9.9"), "box_ip_not_local"),
-        (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="127.0.0.1", site_mode=True,
-              site_ip="1.2.3", registration_code="ABCDEFGH"), "bad_ip"),
-        (dict(room_code=ROOM, answer_dir="/tmp/a", box_ip="127.0.0.1", site_mode=True,
-              site_ip="127.0.0.5", registration_code="abc"), "bad_registration_code"),
+        (
+            dict(
+                room_code=ROOM,
+                answer_dir="/tmp/a",
+                box_ip="127.0.0.1",
+                site_mode=True,
+                site_ip="1.2.3",
+                registration_code="ABCDEFGH",
+            ),
+            "bad_ip",
+        ),
+        (
+            dict(
+                room_code=ROOM,
+                answer_dir="/tmp/a",
+                box_ip="127.0.0.1",
+                site_mode=True,
+                site_ip="127.0.0.5",
+                registration_code="abc",
+            ),
+            "bad_registration_code",
+        ),
     ]:
         with pytest.raises(Refused) as err:
             room.configure(**kwargs)

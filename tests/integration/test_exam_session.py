@@ -31,11 +31,23 @@ def seat_ips(room) -> list[str]:
     return [s["ip"] for s in room.seats()]
 
 
-def answer_package(path: Path, admission_no: str, answers: list[dict], session: int = 1,
-                   room_code: str = ROOM) -> str:
-    path.write_text(json.dumps({
-        "format": "answer-package", "version": 1, "room_code": room_code, "session": session,
-        "admission_no": admission_no, "created_at": START, "answers": answers}), encoding="utf-8")
+def answer_package(
+    path: Path, admission_no: str, answers: list[dict], session: int = 1, room_code: str = ROOM
+) -> str:
+    path.write_text(
+        json.dumps(
+            {
+                "format": "answer-package",
+                "version": 1,
+                "room_code": room_code,
+                "session": session,
+                "admission_no": admission_no,
+                "created_at": START,
+                "answers": answers,
+            }
+        ),
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -113,15 +125,34 @@ def test_answers_sync_with_newest_sequence_winning(started):
     room = started
     c = candidates(room)[0]
     no, ip = c["admission_no"], c["ip"]
-    assert room.save_answers(no, ip, [{"subject": "T01", "question": "q01", "value": "A", "seq": 2}]) == {"acked": 2}
+    assert room.save_answers(no, ip, [{"subject": "T01", "question": "q01", "value": "A", "seq": 2}]) == {
+        "acked": 2
+    }
     room.save_answers(no, ip, [{"subject": "T01", "question": "q01", "value": "B", "seq": 1}])
     answers = room.client_view(room.get_candidate(no))["answers"]
     assert [(a["question"], a["value"], a["seq"]) for a in answers] == [("q01", "A", 2)]
     other = candidates(room)[1]
-    refused("not_your_candidate", room.save_answers, no, other["ip"],
-            [{"subject": "T01", "question": "q02", "value": "C", "seq": 3}])
-    refused("bad_answers", room.save_answers, no, ip, [{"subject": "P01", "question": "q1", "value": 1, "seq": 4}])
-    refused("bad_answers", room.save_answers, no, ip, [{"subject": "T01", "question": "q1", "value": 1, "seq": True}])
+    refused(
+        "not_your_candidate",
+        room.save_answers,
+        no,
+        other["ip"],
+        [{"subject": "T01", "question": "q02", "value": "C", "seq": 3}],
+    )
+    refused(
+        "bad_answers",
+        room.save_answers,
+        no,
+        ip,
+        [{"subject": "P01", "question": "q1", "value": 1, "seq": 4}],
+    )
+    refused(
+        "bad_answers",
+        room.save_answers,
+        no,
+        ip,
+        [{"subject": "T01", "question": "q1", "value": 1, "seq": True}],
+    )
     refused("bad_answers", room.save_answers, no, ip, "not a list")
 
 
@@ -151,7 +182,13 @@ def test_extra_time_is_free_up_to_the_allowance_then_needs_a_code(started, clock
     err = refused("extra_time_code_needed", room.extra_time, no, 400)
     challenge = room.challenge("extra_time", no)["challenge"]
     assert challenge in err.zh
-    refused("code_wrong", room.extra_time, no, 400, code=exam_files.code("extra_time", challenge, clock.now(), amount=500))
+    refused(
+        "code_wrong",
+        room.extra_time,
+        no,
+        400,
+        code=exam_files.code("extra_time", challenge, clock.now(), amount=500),
+    )
     code = exam_files.code("extra_time", challenge, clock.now(), amount=400)
     assert room.extra_time(no, 400, code=code)["total_s"] == 700
     refused("no_challenge", room.extra_time, no, 100, code=code)
@@ -221,11 +258,19 @@ def test_a_late_candidate_needs_break_resume_with_a_code(started, clock, exam_fi
     clock.set(START + 1801)
     refused("late_login", room.candidate_login, late["admission_no"], ip)
     situation = room.situation_types()[2]
-    err = refused("late_candidate_code_needed", room.resume, [late["admission_no"]], situation, "迟到", "张三")
+    err = refused(
+        "late_candidate_code_needed", room.resume, [late["admission_no"]], situation, "迟到", "张三"
+    )
     challenge = room.challenge("late_candidate")["challenge"]
     assert challenge in err.zh
     code = exam_files.code("late_candidate", challenge, clock.now())
-    room.resume([late["admission_no"]], situation, "按时进入考场，但登录时超过允许登录时间", "张三", code=code)
+    room.resume(
+        [late["admission_no"]],
+        situation,
+        "按时进入考场，但登录时超过允许登录时间",
+        "张三",
+        code=code,
+    )
     assert room.candidate_login(late["admission_no"], ip)["state"] == "in_exam"
 
 
@@ -245,8 +290,11 @@ def test_submission_collection_and_import_follow_the_time_rules(started, clock, 
     room = started
     a, b, d = candidates(room)[7], candidates(room)[8], candidates(room)[9]
     refused("too_early_submit", room.candidate_submit, a["admission_no"], a["ip"])
-    pkg = answer_package(tmp_path / "b.json", b["admission_no"],
-                         [{"subject": "T01", "question": "q01", "value": "D", "seq": 9, "saved_at": START}])
+    pkg = answer_package(
+        tmp_path / "b.json",
+        b["admission_no"],
+        [{"subject": "T01", "question": "q01", "value": "D", "seq": 9, "saved_at": START}],
+    )
     refused("too_early_collect", room.collect, pkg)
     clock.set(START + 1800)
     room.candidate_submit(a["admission_no"], a["ip"])
@@ -260,12 +308,21 @@ def test_submission_collection_and_import_follow_the_time_rules(started, clock, 
     refused("wrong_session", room.import_answers, other_session)
     (tmp_path / "broken.json").write_text("{not json")
     refused("package_invalid", room.import_answers, str(tmp_path / "broken.json"))
-    room.save_answers(d["admission_no"], d["ip"], [{"subject": "T01", "question": "q02", "value": "A", "seq": 5}])
-    newer = answer_package(tmp_path / "d.json", d["admission_no"], [
-        {"subject": "T01", "question": "q02", "value": "B", "seq": 7, "saved_at": START},
-        {"subject": "T01", "question": "q03", "value": "C", "seq": 3, "saved_at": START}])
+    room.save_answers(
+        d["admission_no"], d["ip"], [{"subject": "T01", "question": "q02", "value": "A", "seq": 5}]
+    )
+    newer = answer_package(
+        tmp_path / "d.json",
+        d["admission_no"],
+        [
+            {"subject": "T01", "question": "q02", "value": "B", "seq": 7, "saved_at": START},
+            {"subject": "T01", "question": "q03", "value": "C", "seq": 3, "saved_at": START},
+        ],
+    )
     assert room.import_answers(newer)["newer"] == 2
-    values = {x["question"]: x["value"] for x in room.client_view(room.get_candidate(d["admission_no"]))["answers"]}
+    values = {
+        x["question"]: x["value"] for x in room.client_view(room.get_candidate(d["admission_no"]))["answers"]
+    }
     assert values == {"q02": "B", "q03": "C"}
 
 
@@ -282,7 +339,16 @@ def test_reexam_wipes_the_chosen_subject_after_every_confirmation(started, clock
     code = exam_files.code("reexam", challenge, clock.now())
     refused("confirm_needed", room.reexam, no, ["T01"], "作答数据无法恢复", code, understood=True)
     clock.advance(3600 + 700)
-    refused("code_expired", room.reexam, no, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
+    refused(
+        "code_expired",
+        room.reexam,
+        no,
+        ["T01"],
+        "作答数据无法恢复",
+        code,
+        understood=True,
+        confirm=True,
+    )
     challenge = room.challenge("reexam", no)["challenge"]
     code = exam_files.code("reexam", challenge, clock.now())
     result = room.reexam(no, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
@@ -296,8 +362,11 @@ def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):
     clock.set(START + 1801)
     room.absent([c["admission_no"] for c in cands[38:]], confirm=True)
     for c in cands[:37]:
-        room.save_answers(c["admission_no"], c["ip"],
-                          [{"subject": "T01", "question": f"q{i:02d}", "value": "A", "seq": i} for i in range(1, 11)])
+        room.save_answers(
+            c["admission_no"],
+            c["ip"],
+            [{"subject": "T01", "question": f"q{i:02d}", "value": "A", "seq": i} for i in range(1, 11)],
+        )
         room.candidate_submit(c["admission_no"], c["ip"])
     err = refused("candidates_still_writing", room.end, "888")
     assert "1" in err.zh

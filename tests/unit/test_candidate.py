@@ -119,9 +119,7 @@ def test_a_resume_before_the_start_leaves_the_candidate_logged_in():
     assert after_login(c, WAITING).state is S.LOGGED_IN
 
 
-@pytest.mark.parametrize(
-    ("state", "code"), [(S.SUBMITTED, "already_submitted"), (S.ABSENT, "absent")]
-)
+@pytest.mark.parametrize(("state", "code"), [(S.SUBMITTED, "already_submitted"), (S.ABSENT, "absent")])
 def test_submitted_and_absent_candidates_cannot_log_in_even_with_a_resume(state, code):
     assert refused_code(check_login, view(state, resume_pending=True), STARTED, START) == code
 
@@ -169,9 +167,7 @@ def test_resume_is_refused_before_login_is_allowed():
     assert refused_code(check_resume, view(S.LOGGED_IN), CLOSED, START) == "login_not_allowed"
 
 
-@pytest.mark.parametrize(
-    ("state", "code"), [(S.SUBMITTED, "already_submitted"), (S.ABSENT, "absent")]
-)
+@pytest.mark.parametrize(("state", "code"), [(S.SUBMITTED, "already_submitted"), (S.ABSENT, "absent")])
 def test_resume_is_refused_for_submitted_and_absent_candidates(state, code):
     assert refused_code(check_resume, view(state), STARTED, START + 60) == code
 

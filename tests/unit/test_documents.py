@@ -277,9 +277,7 @@ def pc_row(html: str, seat: str) -> str:
 
 
 def test_envcheck_report_shows_summary_and_requirements() -> None:
-    html = render_envcheck_report(
-        envcheck_data({"001": GOOD_PC, "002": {**GOOD_PC, "memory_mb": 2048}})
-    )
+    html = render_envcheck_report(envcheck_data({"001": GOOD_PC, "002": {**GOOD_PC, "memory_mb": 2048}}))
     assert '<html lang="zh-CN">' in html and '<meta charset="utf-8">' in html
     assert "<th>检测时间</th><td>2019-12-22 13:55:00</td>" in html
     assert re.search(r"<th>总数</th><td[^>]*>2 台</td>", html)
@@ -297,9 +295,7 @@ def test_envcheck_report_shows_summary_and_requirements() -> None:
 
 
 def test_envcheck_report_marks_only_the_failed_items_red() -> None:
-    html = render_envcheck_report(
-        envcheck_data({"001": GOOD_PC, "002": {**GOOD_PC, "memory_mb": 2048}})
-    )
+    html = render_envcheck_report(envcheck_data({"001": GOOD_PC, "002": {**GOOD_PC, "memory_mb": 2048}}))
     good, bad = pc_row(html, "001"), pc_row(html, "002")
     assert not re.search(r'class="[^"]*\bbad\b', good)
     assert ">通过</td>" in good
@@ -310,9 +306,7 @@ def test_envcheck_report_marks_only_the_failed_items_red() -> None:
 
 def test_envcheck_report_shows_a_pc_that_never_reported() -> None:
     data = envcheck_data({"001": GOOD_PC})
-    data["pcs"].append(
-        {"seat": "002", "ip": "192.168.0.9", "passed": False, "checked_at": None, "items": []}
-    )
+    data["pcs"].append({"seat": "002", "ip": "192.168.0.9", "passed": False, "checked_at": None, "items": []})
     row = pc_row(render_envcheck_report(data), "002")
     assert "未收到检测结果" in row and ">未通过</td>" in row
 
@@ -352,9 +346,7 @@ def test_write_table_leaves_no_temporary_file_behind(tmp_path: Path, ext: str) -
 
 
 @pytest.mark.parametrize("ext", ["csv", "xlsx"])
-def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temporary(
-    tmp_path: Path, ext: str
-) -> None:
+def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temporary(tmp_path: Path, ext: str) -> None:
     target = write_table(tmp_path / f"out.{ext}", HEADERS, ROWS)
     before = target.read_bytes()
 
@@ -388,9 +380,7 @@ def test_xlsx_export_has_a_bold_frozen_header_and_columns_wide_enough(tmp_path: 
 
 @pytest.mark.parametrize("ext", ["csv", "xlsx"])
 def test_text_that_looks_like_a_formula_is_never_run_by_excel(tmp_path: Path, ext: str) -> None:
-    path = write_table(
-        tmp_path / f"t.{ext}", HEADERS, [["001", "1.1.1.1", "=cmd|' /C calc'!A0", "-5"]]
-    )
+    path = write_table(tmp_path / f"t.{ext}", HEADERS, [["001", "1.1.1.1", "=cmd|' /C calc'!A0", "-5"]])
     if ext == "xlsx":
         wb = load_workbook(path)
         cell = wb.active["C2"]
@@ -413,16 +403,12 @@ def test_a_lone_dash_placeholder_is_not_mistaken_for_a_formula(tmp_path: Path) -
 
 def test_xlsx_numbers_read_as_the_text_the_officer_typed(tmp_path: Path) -> None:
     path = write_table(tmp_path / "t.xlsx", HEADERS, [[1, "10.0.0.1", 2.0, 1.5]])
-    assert read_table(path, SEAT_COLUMNS) == [
-        {"seat": "1", "ip": "10.0.0.1", "name": "2", "note": "1.5"}
-    ]
+    assert read_table(path, SEAT_COLUMNS) == [{"seat": "1", "ip": "10.0.0.1", "name": "2", "note": "1.5"}]
 
 
 def test_a_gbk_csv_from_chinese_excel_reads(tmp_path: Path) -> None:
     path = tmp_path / "机位.csv"
-    path.write_bytes(
-        "机位号,IP地址,计算机名,备注\r\n001,192.168.0.151,考试机一,正常\r\n".encode("gbk")
-    )
+    path.write_bytes("机位号,IP地址,计算机名,备注\r\n001,192.168.0.151,考试机一,正常\r\n".encode("gbk"))
     assert read_table(path, SEAT_COLUMNS) == [
         {"seat": "001", "ip": "192.168.0.151", "name": "考试机一", "note": "正常"}
     ]
@@ -431,9 +417,7 @@ def test_a_gbk_csv_from_chinese_excel_reads(tmp_path: Path) -> None:
 def test_headers_match_any_accepted_name_ignoring_case_and_spaces(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(" SEAT ,Ip\n3,10.0.0.3\n", encoding="utf-8")
-    assert read_table(path, SEAT_COLUMNS) == [
-        {"seat": "3", "ip": "10.0.0.3", "name": "", "note": ""}
-    ]
+    assert read_table(path, SEAT_COLUMNS) == [{"seat": "3", "ip": "10.0.0.3", "name": "", "note": ""}]
 
 
 def test_blank_rows_are_skipped_and_values_trimmed(tmp_path: Path) -> None:
@@ -514,9 +498,7 @@ def test_an_xlsx_openpyxl_warns_about_reads_without_a_warning_escaping(tmp_path:
     with pytest.warns(UserWarning, match="no default style"):
         load_workbook(path, read_only=True).close()
     # pytest turns warnings into errors here: read_table must deal with it, not leak it.
-    assert read_table(path, SEAT_COLUMNS) == [
-        {"seat": "7", "ip": "10.0.0.7", "name": "", "note": ""}
-    ]
+    assert read_table(path, SEAT_COLUMNS) == [{"seat": "7", "ip": "10.0.0.7", "name": "", "note": ""}]
 
 
 def test_an_unknown_export_format_is_refused_and_writes_nothing(tmp_path: Path) -> None:

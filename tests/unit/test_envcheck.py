@@ -77,9 +77,7 @@ def test_a_found_remote_control_program_is_named():
 def test_a_virtual_machine_fails_only_when_forbidden():
     vm = GOOD | {"virtual_machine": True}
     assert failed(vm) == set()
-    assert failed(vm, Requirements(required_software=("WPS",), forbid_vm=True)) == {
-        "virtual_machine"
-    }
+    assert failed(vm, Requirements(required_software=("WPS",), forbid_vm=True)) == {"virtual_machine"}
 
 
 def test_a_screen_given_as_a_pair_is_accepted():

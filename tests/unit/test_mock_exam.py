@@ -79,9 +79,7 @@ def test_id_numbers_carry_a_valid_check_character_and_the_gender(exam: MockExam)
     for c in exam.package["candidates"]:
         body, check = c["id_number"][:17], c["id_number"][17]
         assert body.isdigit()
-        assert (
-            "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11] == check
-        )
+        assert "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11] == check
         assert (int(body[16]) % 2 == 1) == (c["gender"] == "男")
 
 

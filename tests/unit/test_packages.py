@@ -162,9 +162,7 @@ PACKAGE_REFUSALS: dict[str, Change] = {
 
 
 @pytest.mark.parametrize("change", PACKAGE_REFUSALS.values(), ids=PACKAGE_REFUSALS.keys())
-def test_the_package_reader_refuses_a_malformed_package_in_chinese(
-    exam: MockExam, change: Change
-) -> None:
+def test_the_package_reader_refuses_a_malformed_package_in_chinese(exam: MockExam, change: Change) -> None:
     err = refusal(read_exam_package, mutated(exam.package, change))
     assert err.code == "package_invalid"
     assert_explained_in_chinese(err)
@@ -194,9 +192,7 @@ def test_the_package_reader_names_the_bad_admission_number(exam: MockExam) -> No
 MORE_REFUSALS: dict[str, Change] = {
     "version true is not version 1": set_at("version", True),
     "version 1.0 is not version 1": set_at("version", 1.0),
-    "full-width digits are not digits": set_at(
-        _SECOND_ADMISSION, "１９０１１９９９９９９００１１００２"
-    ),
+    "full-width digits are not digits": set_at(_SECOND_ADMISSION, "１９０１１９９９９９９００１１００２"),
     "short violation entry": set_at("exam.violation_codes", [["A101"]]),
     "staff as text": set_at("exam.staff", "张三"),
     "requirements as a list": set_at("exam.requirements", [1]),
@@ -290,9 +286,7 @@ def test_a_paper_claimed_for_another_room_or_session_is_refused(exam: MockExam) 
     assert open_paper(key, data.room_code, 1, paper)  # the right claim opens
     wrong_room = _paper_refusal(lambda: open_paper(key, "1999999002", 1, paper))
     wrong_session = _paper_refusal(lambda: open_paper(key, data.room_code, 2, paper))
-    relabelled = _paper_refusal(
-        lambda: open_paper(key, data.room_code, 1, replace(paper, subject="P01"))
-    )
+    relabelled = _paper_refusal(lambda: open_paper(key, data.room_code, 1, replace(paper, subject="P01")))
     assert {wrong_room.code, wrong_session.code, relabelled.code} == {"authorisation_key_wrong"}
 
 
@@ -315,9 +309,7 @@ def test_a_tampered_ciphertext_in_the_file_is_refused_after_reading(exam: MockEx
     raw = bytearray(base64.b64decode(paper_doc["ciphertext"]))
     raw[10] ^= 0x80
     tampered = base64.b64encode(bytes(raw)).decode()
-    data = read_exam_package(
-        mutated(exam.package, set_at("sessions.0.papers.0.ciphertext", tampered))
-    )
+    data = read_exam_package(mutated(exam.package, set_at("sessions.0.papers.0.ciphertext", tampered)))
     key = read_authorisation(dump(exam.authorisations[1])).key
     err = _paper_refusal(lambda: open_paper(key, data.room_code, 1, data.sessions[0].papers[0]))
     assert err.code == "authorisation_key_wrong"

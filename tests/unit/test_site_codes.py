@@ -39,9 +39,7 @@ GOOD: dict[str, Any] = {
     ("purpose", "seconds"),
     [("late_start", 0), ("late_candidate", 0), ("extra_time", 300), ("reexam", 0)],
 )
-def test_a_calculated_code_verifies_for_the_same_request(
-    secret: bytes, purpose: str, seconds: int
-) -> None:
+def test_a_calculated_code_verifies_for_the_same_request(secret: bytes, purpose: str, seconds: int) -> None:
     code = calculate(purpose, ROOM, 2, "042917", seconds, secret, NOW)
     assert len(code) == 8
     verify_code(secret, code, purpose, ROOM, 2, "042917", seconds, NOW + 60)
@@ -57,9 +55,7 @@ def test_a_calculated_code_verifies_for_the_same_request(
     ],
     ids=["other room", "other session", "other challenge", "other purpose"],
 )
-def test_a_calculated_code_does_not_verify_for_another_request(
-    secret: bytes, change: dict[str, Any]
-) -> None:
+def test_a_calculated_code_does_not_verify_for_another_request(secret: bytes, change: dict[str, Any]) -> None:
     code = calculate(GOOD["purpose"], ROOM, 1, "042917", 0, secret, NOW)
     request = {"purpose": GOOD["purpose"], "room": ROOM, "session": 1, "challenge": "042917"}
     request |= change
@@ -115,9 +111,7 @@ BAD_REQUESTS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("change", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
-def test_a_malformed_request_is_refused_in_chinese_and_english(
-    secret: bytes, change: dict[str, Any]
-) -> None:
+def test_a_malformed_request_is_refused_in_chinese_and_english(secret: bytes, change: dict[str, Any]) -> None:
     request = GOOD | change
     with pytest.raises(Refused) as info:
         calculate(

@@ -182,9 +182,7 @@ def test_an_issued_code_is_accepted_within_validity_and_refused_after_expiry(
     secret, purpose, room, session, challenge, amount, issued, wait, late
 ):
     code = issue_code(secret, purpose, room, session, challenge, amount, issued)
-    verify_code(
-        secret, code, purpose, room, session, challenge, amount, issued + wait * VALIDITY_S[purpose]
-    )
+    verify_code(secret, code, purpose, room, session, challenge, amount, issued + wait * VALIDITY_S[purpose])
     too_late = issued + VALIDITY_S[purpose] + EXPIRY_STEP_S + late
     with pytest.raises(Refused) as info:
         verify_code(secret, code, purpose, room, session, challenge, amount, too_late)

@@ -80,9 +80,7 @@ def test_progress_rounds_down_so_almost_done_is_not_shown_as_done():
 
 
 def test_progress_of_an_empty_paper_is_zero_and_never_above_100():
-    rows = verification_table(
-        [replace(SUBMITTED, questions=0), replace(SUBMITTED, seq=3, answered=41)]
-    ).rows
+    rows = verification_table([replace(SUBMITTED, questions=0), replace(SUBMITTED, seq=3, answered=41)]).rows
     assert [r.progress_pct for r in rows] == [0, 100]
 
 

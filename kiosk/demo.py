@@ -1,0 +1,260 @@
+"""`kiosk demo`: a whole demo room on this machine — the engine on an embedded SQLite
+database in a temporary home, a default mock exam, a simulated fleet of exam PCs and
+scripted candidates — printed live as the room changes. The box clock runs `speed`
+times faster than the wall clock so a 90-minute session takes a couple of minutes.
+
+While it runs, `kiosk ctl --home <home> status` works against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kiosk import settings as settings_mod
+from kiosk.common.clock import ManualClock
+from kiosk.core import codes
+from kiosk.core.errors import Refused
+from kiosk.net.admin import start_admin
+from kiosk.services.bootstrap import build
+from kiosk.services.incidents import EVENT_ZH
+from kiosk.services.ports import Ports
+from kiosk.services.simulated import SimulatedSeats
+from kiosk.site.mock import build_default_exam, write_mock_exam
+
+ROOM = "1999999001"
+QUIET = {
+    "answers_saved",
+    "link_back",
+    "link_lost",
+    "login",
+    "begin",
+    "submitted",
+    "code_used",
+    "challenge_issued",
+    "login_failed",
+}
+OFFICER_ZH = {
+    "config_saved": "参数配置已保存",
+    "seats_scanned": "扫描机位完成",
+    "envcheck_done": "环境检测完成",
+    "exam_loaded": "考务数据已载入",
+    "seal_checked": "封场检测完成",
+    "session_entered": "进入监考",
+    "clients_started": "已启动考生端",
+    "session_authorised": "考试授权完成",
+    "login_allowed": "允许登录",
+    "start_allowed": "允许开考，倒计时开始",
+    "exam_ended": "考试结束",
+    "results_backed_up": "结果已备份",
+}
+
+
+def _hm(ts: float) -> str:
+    return time.strftime("%H:%M", time.localtime(ts))
+
+
+def _clock_text(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Demo:
+    def __init__(self, home: Path, seats: int, speed: float, out: Callable[[str], None] = print) -> None:
+        self.home = home
+        self.speed = speed
+        self.out = out
+        self.rng = random.Random(7)
+        start = time.time()
+        self.clock = ManualClock(start - start % 60)
+        self.fleet = SimulatedSeats(seats)
+        self.settings = settings_mod.load(home=str(home))
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
+        self.service: Any = None
+        self.exam: Any = None
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    def on_event(self, ev: Any) -> None:
+        if ev.kind in QUIET:
+            return
+        text = OFFICER_ZH.get(ev.kind) or EVENT_ZH.get(ev.kind, ev.kind)
+        who = f" 考生 {ev.admission_no}" if ev.admission_no else ""
+        self.out(f"[{time.strftime('%H:%M:%S', time.localtime(ev.ts))}] {text}{who}")
+
+    async def status_line(self) -> None:
+        st = await self.call(self.service.status)
+        s = st["session"]
+        if s is None:
+            return
+        c = s["counts"]
+        self.out(
+            f"  {_hm(st['box_time'])} {s['state_zh']} | 应到{c['expected']} 已登录{c['logged_in']} "
+            f"考试中{c['in_exam']} 已交卷{c['submitted']} 缺考{c['absent']} 违纪{c['violations']} "
+            f"续考{c['resumes']} 补时{c['extra_time']} 离线{c['offline']} "
+            f"| 剩余 {_clock_text(s['remaining_s'])}"
+        )
+
+    async def advance(self, box_seconds: int, every: Callable[[], Any] | None = None) -> None:
+        """Let box time pass in one-minute steps, acting and printing along the way."""
+        for _ in range(0, box_seconds, 60):
+            await asyncio.sleep(60 / self.speed)
+            self.clock.advance(60)
+            if every is not None:
+                await every()
+            await self.status_line()
+
+    def code(self, purpose: str, challenge: str, amount: int = 0) -> str:
+        return codes.issue_code(self.exam.site_secret, purpose, ROOM, 1, challenge, amount, self.clock.now())
+
+    async def run(self) -> None:
+        svc = self.service = await self.call(build, self.settings, Ports(seats=self.fleet), self.clock)
+        svc.subscribe(self.on_event)
+        await self.call(self.fleet.attach, svc)
+        self.runner = await start_admin(svc, self.home, "127.0.0.1", 0, self.executor)
+        self.out(f"演示考场数据目录：{self.home}\n查看状态：kiosk ctl --home {self.home} status")
+        await self.before_exam()
+        await self.during_exam()
+        await self.after_exam()
+
+    async def before_exam(self) -> None:
+        svc = self.service
+        first_start = self.clock.now() + 40 * 60
+        mock = build_default_exam(room_code=ROOM, first_start=first_start, mock=False)
+        from kiosk.common.packages import dump, read_exam_package
+
+        self.exam = read_exam_package(dump(mock.package))
+        self.files = await self.call(write_mock_exam, mock, self.home / "usb")
+        await self.call(svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1")
+        await self.call(svc.seats_scan, "ip")
+        await self.call(svc.envcheck)
+        await self.call(svc.exam_import, str(self.files["exam-package.json"]))
+        seal = await self.call(svc.seal_check)
+        self.out("封场检测：" + ("通过" if seal["passed"] else "未通过"))
+
+    async def during_exam(self) -> None:
+        svc = self.service
+        await self.call(svc.session_enter, 1, "张三", "15000000001", "李四", "15000000002")
+        await self.call(svc.start_clients)
+        await self.call(svc.authorise, str(self.files["authorisation-1.json"]))
+        await self.advance(11 * 60)  # the login window opens 30 min before
+        await self.call(svc.allow_login)
+        status = await self.call(svc.status)
+        people = status["session"]["candidates"]
+        ips = [s["ip"] for s in status["seats"]]
+        present = people[:-2]  # two candidates never come
+        waiting = list(zip(present, ips, strict=False))
+
+        async def arrive() -> None:
+            for _ in range(min(len(waiting), 8)):
+                c, ip = waiting.pop(0)
+                await self.call(svc.candidate_login, c["admission_no"], ip)
+
+        await self.advance(8 * 60, arrive)
+        await self.call(svc.allow_start)
+        await self.advance(21 * 60)
+        for c, ip in zip(present, ips, strict=False):
+            await self.call(svc.candidate_begin, c["admission_no"], ip)
+        self.seq = dict.fromkeys((c["admission_no"] for c in present), 0)
+        self.where = {c["admission_no"]: ip for c, ip in zip(present, ips, strict=False)}
+
+        async def answer() -> None:
+            for no in self.rng.sample(list(self.where), k=min(12, len(self.where))):
+                self.seq[no] += 1
+                q = f"q{self.rng.randint(1, 45):02d}"
+                with contextlib.suppress(Refused):  # a candidate being moved between PCs
+                    await self.call(
+                        svc.save_answers,
+                        no,
+                        self.where[no],
+                        [
+                            {
+                                "subject": "T01",
+                                "question": q,
+                                "value": self.rng.choice("ABCD"),
+                                "seq": self.seq[no],
+                            }
+                        ],
+                    )
+
+        await self.advance(10 * 60, answer)
+        first, second, third = (
+            present[2]["admission_no"],
+            present[5]["admission_no"],
+            present[9]["admission_no"],
+        )
+        await self.call(svc.violation_add, first, "A101", "携带手机进入考场")
+        await self.advance(5 * 60, answer)
+        await self.call(svc.extra_time, second, 300, "鼠标故障，更换耽误作答时间")
+        await self.advance(5 * 60, answer)
+        situation = (await self.call(svc.situation_types))[0]
+        await self.call(
+            svc.resume, [third], situation, "考试机死机，更换到备用机", "张三", confirm_online=True
+        )
+        spare = ips[-1]
+        await self.call(svc.candidate_login, third, spare)
+        self.where[third] = spare
+        await self.advance(11 * 60, answer)
+        await self.call(svc.absent, [c["admission_no"] for c in people[-2:]], confirm=True)
+        await self.advance(40 * 60, answer)
+
+        async def submit() -> None:
+            for no in self.rng.sample(list(self.where), k=min(6, len(self.where))):
+                await self.call(svc.candidate_submit, no, self.where.pop(no))
+
+        while self.where:
+            await self.advance(60, submit)
+
+    async def after_exam(self) -> None:
+        svc = self.service
+        await self.call(svc.end, "888")
+        table = await self.call(svc.verify)
+        t = table["totals"]
+        self.out(
+            f"核对：总人数{t['total']} 已考{t['sat']} 缺考{t['absent']} 已回收{t['collected']} "
+            f"未回收{t['not_collected']} 补时{t['extra_time']} 违纪{t['violations']}"
+        )
+        usb = self.home / "usb-backup"
+        usb.mkdir(exist_ok=True)
+        backup = await self.call(svc.backup, str(usb))
+        record = await self.call(svc.situation_record, str(self.home / "situation.html"), 1)
+        chain = await self.call(svc.log_verify)
+        self.out(
+            f"结果备份：{backup['path']}\n考场情况记录单：{record['path']}\n"
+            f"事件日志：{chain['count']} 条，哈希链{'完整' if chain['ok'] else '已损坏'}"
+        )
+
+    async def close(self) -> None:
+        if getattr(self, "runner", None) is not None:
+            await self.runner.cleanup()
+        self.executor.shutdown(wait=True)
+
+
+def run_demo(home: str | None = None, seats: int = 40, speed: float = 60.0, hold: bool = False) -> int:
+    folder = Path(home) if home else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> None:
+        demo = Demo(folder, seats, speed)
+        try:
+            await demo.run()
+            if hold:
+                print("演示完成，引擎继续运行；按 Ctrl-C 退出。", flush=True)
+                await asyncio.Event().wait()
+        finally:
+            await demo.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except Refused as exc:
+        print(f"演示中止：{exc.zh}")
+        return 1
+    return 0
