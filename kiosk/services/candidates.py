@@ -164,7 +164,7 @@ class CandidateLink(Incidents):
         if admission_no:
             self._candidate_at(admission_no, ip)
         with self.tx():
-            self.event(kind, ip=ip, seat=seat.number, admission_no=admission_no, operator="", **detail)
+            self.event(kind, ip=ip, seat=seat.number, admission_no=admission_no, operator="", detail=detail)
 
     def candidate_begin(self, admission_no: str, ip: str) -> dict[str, Any]:
         session = self.current_session()

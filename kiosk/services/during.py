@@ -4,6 +4,7 @@ answer apps, authorisation, allow login, allow start, challenges and codes."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,19 @@ from kiosk.store.models import (
     Subject,
     UsedCode,
 )
+
+
+MAX_CODE_FAILURES = 5
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    purpose: Purpose
+    code: str
+    challenge_id: int
+    challenge: str
+    amount: int
+    admission_no: str
 
 
 class DuringExam(ServiceBase):
@@ -257,56 +271,88 @@ class DuringExam(ServiceBase):
             "challenge": ch.challenge,
         }
 
-    def use_code(self, purpose: Purpose, code: str, amount: int = 0, admission_no: str = "") -> str:
-        """Verify a code for the pending challenge and spend both; call inside tx()."""
-        session = self.current_session()
+    def _pending_challenge(self, purpose: Purpose, admission_no: str) -> Challenge | None:
         key = admission_no if purpose in (Purpose.EXTRA_TIME, Purpose.REEXAM) else ""
-        ch = (
+        return (
             Challenge.select()
             .where(
                 Challenge.purpose == purpose.value,
-                Challenge.session_number == session.number,
+                Challenge.session_number == self.current_session().number,
                 Challenge.subject_key == key,
                 Challenge.used_at.is_null(),
             )
             .order_by(Challenge.id.desc())
             .first()
         )
+
+    def check_code(self, purpose: Purpose, code: str, amount: int = 0, admission_no: str = "") -> CodeGrant:
+        """Verify a code for the pending challenge, before the change it allows.
+
+        A wrong code is counted against its challenge; after MAX_CODE_FAILURES the
+        challenge is spent, so a 40-bit code cannot be guessed at the box."""
+        ch = self._pending_challenge(purpose, admission_no)
         if ch is None:
             raise Refused("no_challenge", "请先获取申请码，再向考点申请授权码", "no pending challenge")
         normalized = codes.normalize_code(code)
         if UsedCode.get_or_none(UsedCode.code == normalized) is not None:
             raise Refused("code_used", "该授权码已使用过，每个授权码只能使用一次", "code already used")
-        exam = self.require_exam()
-        codes.verify_code(
-            bytes(exam.site_secret),
-            normalized,
-            purpose,
-            self.require_config().room_code,
-            session.number,
-            ch.challenge,
-            amount,
-            self.now(),
-        )
-        Challenge.update(used_at=self.now()).where(Challenge.id == ch.id).execute()
+        session = self.current_session()
+        try:
+            codes.verify_code(
+                bytes(self.require_exam().site_secret),
+                normalized,
+                purpose,
+                self.require_config().room_code,
+                session.number,
+                ch.challenge,
+                amount,
+                self.now(),
+            )
+        except Refused as refusal:
+            with self.tx():
+                failures = ch.failures + 1
+                burnt = failures >= MAX_CODE_FAILURES
+                Challenge.update(failures=failures, used_at=self.now() if burnt else None).where(
+                    Challenge.id == ch.id
+                ).execute()
+                self.event(
+                    "code_refused",
+                    purpose=purpose.value,
+                    challenge=ch.challenge,
+                    reason=refusal.code,
+                    failures=failures,
+                    admission_no=admission_no,
+                )
+            if burnt:
+                raise Refused(
+                    "challenge_spent",
+                    f"{refusal.zh}。错误次数过多，该申请码已作废，请重新获取申请码",
+                    f"{refusal.en}; too many wrong codes, the challenge is spent",
+                ) from refusal
+            raise
+        return CodeGrant(purpose, normalized, ch.id, ch.challenge, amount, admission_no)
+
+    def spend_code(self, grant: CodeGrant) -> str:
+        """Spend a checked code and its challenge; call inside the tx() of the change."""
+        Challenge.update(used_at=self.now()).where(Challenge.id == grant.challenge_id).execute()
         UsedCode.create(
-            code=normalized,
-            purpose=purpose.value,
-            session_number=session.number,
-            challenge=ch.challenge,
-            amount=amount,
-            admission_no=admission_no,
+            code=grant.code,
+            purpose=grant.purpose.value,
+            session_number=self.current_session().number,
+            challenge=grant.challenge,
+            amount=grant.amount,
+            admission_no=grant.admission_no,
             used_at=self.now(),
         )
         self.event(
             "code_used",
-            purpose=purpose.value,
-            challenge=ch.challenge,
-            code=normalized,
-            amount=amount,
-            admission_no=admission_no,
+            purpose=grant.purpose.value,
+            challenge=grant.challenge,
+            code=grant.code,
+            amount=grant.amount,
+            admission_no=grant.admission_no,
         )
-        return normalized
+        return grant.code
 
     def allow_start(self, code: str = "") -> dict[str, Any]:
         session = self.current_session()
@@ -327,9 +373,10 @@ class DuringExam(ServiceBase):
                 "start window passed: a late-start code is needed",
             )
         start = timeline.exam_start_time(now, session.scheduled_start, policy)
+        grant = self.check_code(Purpose.LATE_START, code) if late else None
         with self.tx():
-            if late:
-                self.use_code(Purpose.LATE_START, code)
+            if grant is not None:
+                self.spend_code(grant)
             Session.update(start_allowed_at=now, actual_start=start).where(Session.id == session.id).execute()
             self.event("start_allowed", session=session.number, start=start, late=late)
         self.ports.seats.send(self._seat_ips(), "start_exam", {"start": start})

@@ -159,6 +159,7 @@ class Incidents(DuringExam):
                 f"（申请码 {info['challenge']}）",
                 "late candidates need a code",
             )
+        grant = self.check_code(Purpose.LATE_CANDIDATE, code) if needs_code else None
         forced = (
             self.ports.seats.send(
                 [c.ip for c in chosen if c.admission_no in online],
@@ -169,7 +170,7 @@ class Incidents(DuringExam):
             else None
         )
         with self.tx():
-            used = self.use_code(Purpose.LATE_CANDIDATE, code) if needs_code else ""
+            used = self.spend_code(grant) if grant else ""
             for c in chosen:
                 c = Candidate.get_by_id(c.id)
                 self.apply(c, rules.after_resume(self.view(c)))
@@ -236,12 +237,13 @@ class Incidents(DuringExam):
                 f"需要补时授权码（申请码 {info['challenge']}，补时 {plan.requested_s} 秒）",
                 "extra time beyond the free allowance needs a code",
             )
+        grant = (
+            self.check_code(Purpose.EXTRA_TIME, code, plan.requested_s, c.admission_no)
+            if plan.needs_code
+            else None
+        )
         with self.tx():
-            used = (
-                self.use_code(Purpose.EXTRA_TIME, code, plan.requested_s, c.admission_no)
-                if plan.needs_code
-                else ""
-            )
+            used = self.spend_code(grant) if grant else ""
             Candidate.update(extra_s=plan.total_after_s).where(Candidate.id == c.id).execute()
             ExtraTime.create(
                 candidate=c,
@@ -382,8 +384,9 @@ class Incidents(DuringExam):
                 "且无法恢复，请确认",
                 "re-exam needs the final confirmation",
             )
+        grant = self.check_code(Purpose.REEXAM, code, 0, c.admission_no)
         with self.tx():
-            self.use_code(Purpose.REEXAM, code, 0, c.admission_no)
+            self.spend_code(grant)
             wiped = (
                 Answer.delete()
                 .where(Answer.admission_no == c.admission_no, Answer.subject.in_(list(subjects)))
@@ -443,8 +446,24 @@ class Incidents(DuringExam):
         return [self.candidate_dict(c) for c in rows]
 
     def candidate_log(self, admission_no: str) -> dict[str, Any]:
+        """Every event of the candidate, with the PC's start and seat events before each login."""
         c = self.get_candidate(admission_no)
-        rows = Event.select().where(Event.admission_no == c.admission_no).order_by(Event.id)
+        rows: list[Event] = []
+        for e in Event.select().where(Event.admission_no == c.admission_no).order_by(Event.id):
+            if e.kind == "login":
+                before = (
+                    Event.select()
+                    .where(
+                        Event.ip == e.ip,
+                        Event.admission_no == "",
+                        Event.id < e.id,
+                        Event.kind.in_(["client_started", "client_seat"]),
+                    )
+                    .order_by(Event.id.desc())
+                    .limit(2)
+                )
+                rows.extend(sorted(before, key=lambda x: x.id))
+            rows.append(e)
         log = [
             dict(
                 n=i,
@@ -523,6 +542,7 @@ EVENT_ZH = {
 def event_text(kind: str, payload: dict[str, Any]) -> str:
     """One line of the candidate log, as the manual shows it (启动, 机位号(001), 抽卷:理论知识…)."""
     label = EVENT_ZH.get(kind, kind)
+    payload = {**payload, **payload.get("detail", {})}
     if kind == "client_seat" and payload.get("seat"):
         return f"{label}({payload['seat']})"
     if kind == "paper_drawn" and payload.get("subject"):

@@ -205,6 +205,7 @@ class Challenge(BaseModel):
     challenge = CharField()
     created_at = FloatField()
     used_at = FloatField(null=True)
+    failures = IntegerField(default=0)  # wrong codes tried against it
 
 
 class UsedCode(BaseModel):

@@ -402,3 +402,21 @@ def test_the_event_log_names_the_first_tampered_event(started):
     Event.update(payload='{"forged": true}').where(Event.id == target.id).execute()
     report = room.log_verify()
     assert not report["ok"] and report["first_bad_id"] == target.id
+
+
+def test_five_wrong_codes_spend_the_challenge(started, clock, exam_files):
+    room = started
+    no = candidates(room)[11]["admission_no"]
+    room.extra_time(no, 600)
+    challenge = room.challenge("extra_time", no)["challenge"]
+    for _ in range(4):
+        refused("code_wrong", room.extra_time, no, 60, code="ABCDEFGH")
+    refused("challenge_spent", room.extra_time, no, 60, code="ABCDEFGH")
+    good = exam_files.code("extra_time", challenge, clock.now(), amount=60)
+    refused("no_challenge", room.extra_time, no, 60, code=good)
+    fresh = room.challenge("extra_time", no)["challenge"]
+    assert fresh != challenge
+    assert (
+        room.extra_time(no, 60, code=exam_files.code("extra_time", fresh, clock.now(), amount=60))["total_s"]
+        == 660
+    )
