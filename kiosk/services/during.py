@@ -4,9 +4,9 @@ answer apps, authorisation, allow login, allow start, challenges and codes."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from kiosk.store.models import (
     Subject,
     UsedCode,
 )
-
 
 MAX_CODE_FAILURES = 5
 

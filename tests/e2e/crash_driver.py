@@ -27,6 +27,7 @@ from kiosk.services.ports import Ports
 from kiosk.services.room import RoomService
 from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import load
+from kiosk.store.models import Answer as AnswerRow
 from kiosk.store.models import (
     Candidate,
     Event,
@@ -37,7 +38,6 @@ from kiosk.store.models import (
     Session,
     Violation,
 )
-from kiosk.store.models import Answer as AnswerRow
 from tests.conftest import ROOM, T0, enter, make_exam_files
 
 START = T0 + 3600  # the session's scheduled start, as in tests/integration
