@@ -247,7 +247,7 @@ class AfterExam(CandidateLink):
             "room_code": self.require_config().room_code,
             "session": s.number,
             "created_at": self.now(),
-            "candidates": [self.candidate_dict(c) for c in cands],
+            "candidates": self.candidate_dicts(cands),
             "answers": [
                 dict(
                     admission_no=a.admission_no,

@@ -20,6 +20,7 @@ from kiosk.store.models import (
     Candidate,
     Event,
     ExtraTime,
+    OfflineInterval,
     Session,
     Subject,
     Violation,
@@ -443,7 +444,7 @@ class Incidents(DuringExam):
         if q.isdigit() and len(q) <= 3:
             cond = cond | (Candidate.seat_number == int(q))
         rows = Candidate.select().where(Candidate.session == session, cond).order_by(Candidate.seq).limit(50)
-        return [self.candidate_dict(c) for c in rows]
+        return self.candidate_dicts(list(rows))
 
     def candidate_log(self, admission_no: str) -> dict[str, Any]:
         """Every event of the candidate, with the PC's start and seat events before each login."""
@@ -478,35 +479,59 @@ class Incidents(DuringExam):
         return {"candidate": self.candidate_dict(c), "log": log}
 
     def candidate_dict(self, c: Candidate) -> dict[str, Any]:
-        session = Session.get_by_id(c.session_id)
-        v = self.view(c)
-        duration = self.duration_s(c)
+        return self.candidate_dicts([c])[0]
+
+    def candidate_dicts(self, cands: Sequence[Candidate]) -> list[dict[str, Any]]:
+        """The monitor's view of candidates: a handful of queries for the whole room."""
+        ids = [c.id for c in cands]
+        violated = {
+            v.candidate_id
+            for v in Violation.select(Violation.candidate).where(
+                Violation.candidate.in_(ids), Violation.cancelled_at.is_null()
+            )
+        }
+        resumed = {
+            r.candidate_id
+            for r in ResumeRecord.select(ResumeRecord.candidate).where(ResumeRecord.candidate.in_(ids))
+        }
+        offline: dict[int, list[tuple[float, float | None]]] = {}
+        for o in OfflineInterval.select().where(OfflineInterval.candidate.in_(ids)):
+            offline.setdefault(o.candidate_id, []).append((o.lost_at, o.back_at))
+        durations = {s.code: s.duration_s for s in Subject.select()}
+        starts = {s.id: s.actual_start for s in Session.select(Session.id, Session.actual_start)}
         now = self.now()
-        offline = [(o.lost_at, o.back_at) for o in c.offline]
-        return dict(
-            seq=c.seq,
-            admission_no=c.admission_no,
-            name=c.name,
-            gender=c.gender,
-            id_type=c.id_type,
-            id_number=c.id_number,
-            subjects=loads(c.subjects),
-            state=c.state,
-            state_zh=rules.STATE_ZH[v.state],
-            seat=f"{c.seat_number:03d}" if c.seat_number else "",
-            ip=c.ip,
-            online=c.online,
-            locked=c.locked,
-            violation=v.flags.violation,
-            resumed=v.flags.resumed,
-            resume_pending=c.resume_pending,
-            extra_s=c.extra_s,
-            hand_raised=c.hand_raised_at is not None,
-            remaining_s=timeline.remaining_seconds(now, session.actual_start, duration, c.extra_s),
-            offline_s=timeline.offline_seconds(offline, now, since=session.actual_start),
-            collected=c.collected,
-            package_state=c.package_state,
-        )
+        out = []
+        for c in cands:
+            subjects = loads(c.subjects) or []
+            duration = max((durations.get(x, 0) for x in subjects), default=0)
+            start = starts[c.session_id]
+            out.append(
+                dict(
+                    seq=c.seq,
+                    admission_no=c.admission_no,
+                    name=c.name,
+                    gender=c.gender,
+                    id_type=c.id_type,
+                    id_number=c.id_number,
+                    subjects=subjects,
+                    state=c.state,
+                    state_zh=rules.STATE_ZH[rules.CandidateState(c.state)],
+                    seat=f"{c.seat_number:03d}" if c.seat_number else "",
+                    ip=c.ip,
+                    online=c.online,
+                    locked=c.locked,
+                    violation=c.id in violated,
+                    resumed=c.id in resumed,
+                    resume_pending=c.resume_pending,
+                    extra_s=c.extra_s,
+                    hand_raised=c.hand_raised_at is not None,
+                    remaining_s=timeline.remaining_seconds(now, start, duration, c.extra_s),
+                    offline_s=timeline.offline_seconds(offline.get(c.id, []), now, since=start),
+                    collected=c.collected,
+                    package_state=c.package_state,
+                )
+            )
+        return out
 
 
 EVENT_ZH = {

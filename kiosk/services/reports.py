@@ -220,7 +220,7 @@ class Reports(AfterExam):
             s = self.current_session()
         except Refused:
             return out
-        cands = [self.candidate_dict(c) for c in self.candidate_rows(s)]
+        cands = self.candidate_dicts(self.candidate_rows(s))
         states = [c["state"] for c in cands]
         out["session"] = {
             "number": s.number,
