@@ -69,8 +69,23 @@ def call(home: Path, verb: str, params: dict[str, Any], timeout: float = 120.0) 
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return json.loads(exc.read() or b"{}")
-    except (urllib.error.URLError, OSError) as exc:
+        with exc:
+            body = exc.read()
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            answer = {
+                "ok": False,
+                "error": {
+                    "code": f"http_{exc.code}",
+                    "zh": f"监考引擎返回错误 {exc.code}",
+                    "en": body[:200].decode(errors="replace"),
+                },
+            }
+        return answer
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConnectionError(f"无法连接监考引擎 {addr}：{exc}") from exc
 
 

@@ -43,6 +43,11 @@ def make_ports(simulate_seats: int) -> tuple[Ports, Any]:
 
 
 async def serve(settings: Settings, simulate_seats: int = 0) -> None:
+    # Signals first: a supervisor may stop us the moment the port file appears.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     ports, sim = make_ports(simulate_seats)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
     service = await asyncio.get_running_loop().run_in_executor(executor, build, settings, ports)
@@ -51,10 +56,6 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     runner = await start_admin(
         service, settings.home_path, settings.admin_host, settings.admin_port, executor
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     log.info("engine ready, home %s", settings.home)
     print(f"监考引擎已启动：{settings.home}", flush=True)
     await stop.wait()

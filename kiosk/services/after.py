@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from peewee import EXCLUDED
 
+from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import dump, read_answer_package
 from kiosk.core import candidate as rules
 from kiosk.core import timeline
@@ -35,20 +35,6 @@ from kiosk.store.models import (
 )
 
 Progress = Callable[[int, int], None]
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class AfterExam(CandidateLink):

@@ -65,8 +65,13 @@ class ServiceBase:
     def tx(self) -> Iterator[None]:
         """One atomic change; its events commit with it and are announced afterwards."""
         outer = not self.db.in_transaction()
-        with self.db.atomic():
-            yield
+        try:
+            with self.db.atomic():
+                yield
+        except BaseException:
+            if outer:  # rolled back: its events never happened
+                self._pending.clear()
+            raise
         if outer and self._pending:
             pending, self._pending = self._pending, []
             for ev in pending:
@@ -126,6 +131,9 @@ class ServiceBase:
         if exam is None:
             raise Refused("no_exam_data", "尚未载入考务数据", "no exam data loaded")
         return exam
+
+    def exam_package_path(self, sha256: str) -> Path:
+        return self.home / "packages" / f"exam-{sha256[:16]}.json"
 
     def policy(self) -> Policy:
         exam = self.exam()

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import read_exam_package
 from kiosk.core.envcheck import Requirements, env_passed, judge_env
 from kiosk.core.errors import Refused
@@ -454,6 +455,10 @@ class BeforeExam(ServiceBase):
                 "考务数据已载入；如需更换请先初始化监考机",
                 "exam data already loaded",
             )
+        # The papers stay sealed in the package file until their session is authorised;
+        # the file is durable before the row that names it commits.
+        self.exam_package_path(digest).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.exam_package_path(digest), raw)
         with self.tx():
             Exam.create(
                 name=data.name,
@@ -485,10 +490,6 @@ class BeforeExam(ServiceBase):
                     id_number=c.id_number,
                     subjects=dumps(list(c.subjects)),
                 )
-            # the papers stay sealed in the package file until their session is authorised
-            store = self.home / "packages"
-            store.mkdir(parents=True, exist_ok=True)
-            (store / f"exam-{digest[:16]}.json").write_bytes(raw)
             ImportedPackage.create(kind="exam", sha256=digest, name=source, imported_at=self.now())
             self.event(
                 "exam_loaded",

@@ -102,7 +102,7 @@ class CandidateLink(Incidents):
             Candidate.update(
                 seat_number=seat.number,
                 ip=ip,
-                online=seat.online or True,
+                online=True,  # the PC is talking to the box right now
                 logged_in_at=c.logged_in_at or self.now(),
                 began_at=c.began_at or (self.now() if after.state.value == "in_exam" else None),
             ).where(Candidate.id == c.id).execute()

@@ -26,6 +26,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from kiosk.common.fsutil import fsync_dir
 from kiosk.core.errors import Refused
 
 log = logging.getLogger(__name__)
@@ -452,7 +453,7 @@ def write_table(
             os.fsync(fh.fileno())
         os.replace(tmp_name, target)
         tmp_name = ""
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         # Typically the USB stick was pulled or is full; nothing is left behind.
         raise Refused(
@@ -465,23 +466,6 @@ def write_table(
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
     return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; some file systems (vfat on USB) refuse it, harmlessly.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# -- tables: import ---------------------------------------------------------------------
 
 
 def _bad_table(zh: str, en: str) -> Refused:

@@ -154,9 +154,7 @@ class DuringExam(ServiceBase):
         if not auth.valid_from <= now <= auth.valid_until:
             raise Refused("outside_window", "不在考试授权的有效时间内", "outside the authorisation window")
         exam = self.require_exam()
-        package = read_exam_package(
-            (self.home / "packages" / f"exam-{exam.package_sha256[:16]}.json").read_bytes()
-        )
+        package = read_exam_package(self.exam_package_path(exam.package_sha256).read_bytes())
         sdata = next(s for s in package.sessions if s.number == session.number)
         opened = [(p.subject, open_paper(auth.key, cfg.room_code, session.number, p)) for p in sdata.papers]
         with self.tx():

@@ -161,15 +161,6 @@ class Incidents(DuringExam):
                 "late candidates need a code",
             )
         grant = self.check_code(Purpose.LATE_CANDIDATE, code) if needs_code else None
-        forced = (
-            self.ports.seats.send(
-                [c.ip for c in chosen if c.admission_no in online],
-                "force_logout",
-                {"reason": "断点续考"},
-            )
-            if online
-            else None
-        )
         with self.tx():
             used = self.spend_code(grant) if grant else ""
             for c in chosen:
@@ -195,6 +186,17 @@ class Incidents(DuringExam):
                     handler=handler,
                     late_code=bool(used),
                 )
+        # After the commit: a PC that misses the command can no longer act for the
+        # candidate anyway, since the box no longer has it on that seat.
+        forced = (
+            self.ports.seats.send(
+                [c.ip for c in chosen if c.admission_no in online],
+                "force_logout",
+                {"reason": "断点续考"},
+            )
+            if online
+            else None
+        )
         return {
             "resumed": [c.admission_no for c in chosen],
             "late_code_used": bool(needs_code),
@@ -310,19 +312,20 @@ class Incidents(DuringExam):
         if not unlock:
             for c in chosen:
                 rules.check_lock(self.view(c))
+        # The box's record comes first: the daemon re-applies the lock state from it on
+        # every reconnect, so a PC that misses the command now gets it when it returns.
+        with self.tx():
+            for c in chosen:
+                Candidate.update(locked=not unlock).where(Candidate.id == c.id).execute()
+                self.event(
+                    "unlocked" if unlock else "locked",
+                    admission_no=c.admission_no,
+                    seat=c.seat_number,
+                    notice=notice,
+                )
         sent = self.ports.seats.send(
             [c.ip for c in chosen], "unlock" if unlock else "lock", {"notice": notice}
         )
-        with self.tx():
-            for c in chosen:
-                if c.ip in sent.ok:
-                    Candidate.update(locked=not unlock).where(Candidate.id == c.id).execute()
-                    self.event(
-                        "unlocked" if unlock else "locked",
-                        admission_no=c.admission_no,
-                        seat=c.seat_number,
-                        notice=notice,
-                    )
         return {"ok": list(sent.ok), "failed": sent.failed}
 
     def message(self, text: str, admission_nos: Sequence[str] | None = None) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kiosk.common.fsutil import write_atomic
 from kiosk.core.candidate import CandidateState
 from kiosk.core.errors import Refused
 from kiosk.services import documents
-from kiosk.services.after import AfterExam, write_atomic
+from kiosk.services.after import AfterExam
 from kiosk.services.base import loads
 from kiosk.store.models import Absence, Candidate, Seat, Session
 

@@ -8,12 +8,12 @@ here is for drills and tests only, never for a real exam."""
 from __future__ import annotations
 
 import base64
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, VERSION, dump, seal_paper
 from kiosk.core.errors import Refused
 
@@ -393,31 +393,6 @@ def build_default_exam(
     return MockExam(package=package, authorisations=authorisations, site_secret=site_secret)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A reader (USB import, the box's watcher) must see the old file or the whole new one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is only durable once the directory entry is on disk.
-    if os.name == "nt":
-        return  # directories cannot be opened for fsync on Windows
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_mock_exam(exam: MockExam, folder: Path) -> dict[str, Path]:
     """Write exam-package.json and authorisation-<n>.json; returns file name -> path."""
     folder = Path(folder)
@@ -427,6 +402,5 @@ def write_mock_exam(exam: MockExam, folder: Path) -> dict[str, Path]:
     paths = {}
     for name, doc in files.items():
         paths[name] = folder / name
-        _write_atomic(paths[name], dump(doc))
-    _fsync_dir(folder)
+        write_atomic(paths[name], dump(doc))
     return paths

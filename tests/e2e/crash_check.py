@@ -102,8 +102,7 @@ def _check_facts(conn: sqlite3.Connection, w: dict[str, Any]) -> list[str]:
             return [f"extra time of {adm}: witnessed {w['extra_s']} s, database has {row}"]
     elif op == "violation":
         row = one(
-            "SELECT c.admission_no FROM violation v JOIN candidate c ON c.id = v.candidate_id "
-            "WHERE v.id = ?",
+            "SELECT c.admission_no FROM violation v JOIN candidate c ON c.id = v.candidate_id WHERE v.id = ?",
             (w["violation"],),
         ).fetchone()
         if row is None or row[0] != adm:
@@ -114,8 +113,7 @@ def _check_facts(conn: sqlite3.Connection, w: dict[str, Any]) -> list[str]:
             return [f"cancelling violation {w['violation']} was witnessed but is lost"]
     elif op == "resume":
         row = one(
-            "SELECT 1 FROM resume r JOIN candidate c ON c.id = r.candidate_id "
-            "WHERE c.admission_no = ?",
+            "SELECT 1 FROM resume r JOIN candidate c ON c.id = r.candidate_id WHERE c.admission_no = ?",
             (adm,),
         ).fetchone()
         if row is None:
@@ -123,9 +121,7 @@ def _check_facts(conn: sqlite3.Connection, w: dict[str, Any]) -> list[str]:
     return []
 
 
-def check_database(
-    db: Path, witnessed: list[dict[str, Any]], before: Snapshot
-) -> tuple[Snapshot, list[str]]:
+def check_database(db: Path, witnessed: list[dict[str, Any]], before: Snapshot) -> tuple[Snapshot, list[str]]:
     """Everything the crash test requires of the database after a kill; returns what was
     seen and a list of problems (empty when the database is intact)."""
     problems: list[str] = []

@@ -176,3 +176,16 @@ def test_mock_mode_auto_login_auto_answer_and_unified_collection(room, fleet, cl
     room.candidate_login(c2["admission_no"], seat_ips(room)[1])
     room.candidate_begin(c2["admission_no"], seat_ips(room)[1])
     assert room.collect_all()["ok"] == [seat_ips(room)[1]]
+
+
+def test_events_of_a_rolled_back_change_are_never_announced(room):
+    from kiosk.core.errors import Refused
+
+    heard = []
+    room.subscribe(lambda ev: heard.append(ev.kind))
+    with pytest.raises(Refused), room.tx():
+        room.event("ghost")
+        raise Refused("test", "测试", "test")
+    room.user_set("张三", "15000000001")
+    assert heard == ["user_updated"]
+    assert room.log_verify()["ok"]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from kiosk.common import fsutil
 from kiosk.common.packages import dump, open_paper, read_authorisation, read_exam_package
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
-from kiosk.site import mock
 from kiosk.site.mock import MockExam, build_default_exam, write_mock_exam
 
 START = 1_750_000_000.0
@@ -258,7 +258,7 @@ def test_a_failed_write_keeps_the_old_file_whole_and_cleans_up(
     def fail_replace(src: object, dst: object) -> None:
         raise OSError("disk pulled out")
 
-    monkeypatch.setattr(mock.os, "replace", fail_replace)
+    monkeypatch.setattr(fsutil.os, "replace", fail_replace)
     with pytest.raises(OSError, match="disk pulled out"):
         write_mock_exam(exam, tmp_path)
     assert old["exam-package.json"].read_bytes() == before
