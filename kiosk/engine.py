@@ -42,6 +42,16 @@ def make_ports(simulate_seats: int) -> tuple[Ports, Any]:
     return Ports(seats=NoSeatNetwork()), None
 
 
+async def _tick_forever(service: Any, executor: ThreadPoolExecutor, every_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await loop.run_in_executor(executor, service.tick)
+        except Exception:  # a failed tick is logged and tried again on the next one
+            log.exception("tick failed")
+
+
 async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     # Signals first: a supervisor may stop us the moment the port file appears.
     stop = asyncio.Event()
@@ -56,8 +66,10 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     runner = await start_admin(
         service, settings.home_path, settings.admin_host, settings.admin_port, executor
     )
+    ticker = asyncio.create_task(_tick_forever(service, executor, settings.heartbeat_s))
     log.info("engine ready, home %s", settings.home)
     print(f"监考引擎已启动：{settings.home}", flush=True)
     await stop.wait()
+    ticker.cancel()
     await runner.cleanup()
     executor.shutdown(wait=True)

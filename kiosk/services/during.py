@@ -208,6 +208,23 @@ class DuringExam(ServiceBase):
         )
         return {"login_allowed_at": self.current_session().login_allowed_at}
 
+    def tick(self) -> dict[str, Any]:
+        """What the box does by itself as time passes (the engine calls this every
+        heartbeat): allow login once the session is authorised and its window is open."""
+        try:
+            session = self.current_session()
+        except Refused:
+            return {}
+        if session.authorised_at is None or session.login_allowed_at is not None:
+            return {}
+        if self.now() < timeline.login_window_opens(session.scheduled_start, self.policy()):
+            return {}
+        operator, self.operator = self.operator, "系统"
+        try:
+            return {"allow_login": self.allow_login()}
+        finally:
+            self.operator = operator
+
     def auto_login(self, on: bool) -> dict[str, Any]:
         return self._mock_switch("auto_login", on)
 

@@ -420,3 +420,34 @@ def test_five_wrong_codes_spend_the_challenge(started, clock, exam_files):
         room.extra_time(no, 60, code=exam_files.code("extra_time", fresh, clock.now(), amount=60))["total_s"]
         == 660
     )
+
+
+def test_login_is_allowed_by_itself_when_the_window_opens(ready_room, clock, exam_files):
+    room = ready_room
+    assert room.tick() == {}
+    enter(room)
+    room.authorise(str(exam_files.auth[1]))
+    clock.set(START - 1801)
+    assert room.tick() == {} and not room.status()["session"]["login_allowed"]
+    clock.set(START - 1800)
+    assert room.tick()["allow_login"]
+    assert room.status()["session"]["login_allowed"]
+    assert room.tick() == {}
+    event = Event.select().where(Event.kind == "login_allowed").get()
+    assert event.operator == "系统"
+
+
+def test_remaining_time_does_not_depend_on_a_restart_of_the_box(started, clock, settings, fleet):
+    from kiosk.services.bootstrap import build
+    from kiosk.services.ports import Ports
+
+    room = started
+    c = candidates(room)[12]
+    room.extra_time(c["admission_no"], 120)
+    clock.advance(600)
+    before = room.candidate_dict(room.get_candidate(c["admission_no"]))
+    room.db.close()
+    again = build(settings, Ports(seats=fleet), clock)
+    after = again.candidate_dict(again.get_candidate(c["admission_no"]))
+    assert after["remaining_s"] == before["remaining_s"] == 5400 + 120 - 600
+    assert after["state"] == "in_exam" and again.log_verify()["ok"]
