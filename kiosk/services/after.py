@@ -5,13 +5,10 @@ results package, backup to USB, upload, export, the room status."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from peewee import EXCLUDED
 
 from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import dump, read_answer_package
@@ -22,7 +19,7 @@ from kiosk.core.errors import Refused
 from kiosk.core.verification import CandidateFacts, PackageState, verification_table
 from kiosk.services.base import loads
 from kiosk.services.candidates import CandidateLink
-from kiosk.store import events
+from kiosk.store import answers, events
 from kiosk.store.models import (
     Absence,
     Answer,
@@ -61,36 +58,7 @@ class AfterExam(CandidateLink):
         return raw, pkg
 
     def _merge_answers(self, c: Candidate, pkg: Any) -> int:
-        subjects = set(loads(c.subjects) or [])
-        rows = []
-        for a in pkg.answers:
-            if a["subject"] not in subjects:
-                raise Refused("package_invalid", "作答包中含有该考生未报考的科目", "foreign subject")
-            rows.append(
-                dict(
-                    admission_no=c.admission_no,
-                    subject=a["subject"],
-                    question=a["question"][:64],
-                    value=json.dumps(a["value"], ensure_ascii=False),
-                    seq=a["seq"],
-                    saved_at=a["saved_at"],
-                )
-            )
-        before = {
-            (a.subject, a.question): a.seq
-            for a in Answer.select().where(Answer.admission_no == c.admission_no)
-        }
-        if rows:
-            Answer.insert_many(rows).on_conflict(
-                conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-                update={
-                    Answer.value: EXCLUDED.value,
-                    Answer.seq: EXCLUDED.seq,
-                    Answer.saved_at: EXCLUDED.saved_at,
-                },
-                where=(EXCLUDED.seq > Answer.seq),
-            ).execute()
-        return sum(1 for r in rows if r["seq"] > before.get((r["subject"], r["question"]), 0))
+        return answers.upsert_newest(self._validate_answers(c, list(pkg.answers)))
 
     def import_answers(self, path: str) -> dict[str, Any]:
         """导入作答包: the newer answers win; the candidate is then resumed elsewhere."""

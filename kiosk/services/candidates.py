@@ -10,13 +10,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from peewee import EXCLUDED
-
 from kiosk.core import candidate as rules
 from kiosk.core import timeline
 from kiosk.core.errors import Refused
 from kiosk.services.base import loads
 from kiosk.services.incidents import Incidents
+from kiosk.store import answers
 from kiosk.store.models import Answer, Candidate, OfflineInterval, Paper, Seat, Session, Subject
 
 CLIENT_EVENTS = {
@@ -189,19 +188,7 @@ class CandidateLink(Incidents):
             raise Refused("not_in_exam", "考生不在考试中，不能保存答案", "candidate is not writing")
         rows = self._validate_answers(c, entries)
         with self.tx():
-            (
-                Answer.insert_many(rows)
-                .on_conflict(
-                    conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-                    update={
-                        Answer.value: EXCLUDED.value,
-                        Answer.seq: EXCLUDED.seq,
-                        Answer.saved_at: EXCLUDED.saved_at,
-                    },
-                    where=(EXCLUDED.seq > Answer.seq),
-                )
-                .execute()
-            )
+            answers.upsert_newest(rows)
             top = max(r["seq"] for r in rows)
             self.event(
                 "answers_saved",
