@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kiosk.ctl_text import human, status_text
 from kiosk.net.admin import PORT_FILE, TOKEN_FILE
 from kiosk.services.registry import GROUPS, OPERATIONS, Op
 
@@ -102,25 +103,6 @@ def _params(op: Op, ns: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def human(value: Any, indent: int = 0) -> str:
-    """A readable rendering of a result: nested keys indented, lists one item per line."""
-    pad = "  " * indent
-    if isinstance(value, dict):
-        lines = []
-        for k, v in value.items():
-            if isinstance(v, dict | list) and v:
-                lines.append(f"{pad}{k}:")
-                lines.append(human(v, indent + 1))
-            else:
-                lines.append(f"{pad}{k}: {v}")
-        return "\n".join(lines)
-    if isinstance(value, list):
-        if all(not isinstance(x, dict | list) for x in value):
-            return pad + ", ".join(map(str, value))
-        return "\n".join(f"{pad}- " + human(x, indent + 1).lstrip() for x in value)
-    return f"{pad}{value}"
-
-
 def main(argv: list[str] | None = None) -> int:
     from kiosk import settings
 
@@ -136,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(answer, ensure_ascii=False, indent=1, default=str))
     elif answer.get("ok"):
         print(f"完成：{op.title}")
-        if answer.get("result") not in (None, {}, []):
-            print(human(answer["result"]))
+        result = answer.get("result")
+        if op.verb in ("status", "refresh"):
+            print(status_text(result))
+        elif result not in (None, {}, []):
+            print(human(result))
     else:
         err = answer.get("error", {})
         print(
