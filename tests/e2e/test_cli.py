@@ -96,7 +96,7 @@ def test_the_before_exam_wizard_runs_through_ctl(engine: Engine, exam: dict[str,
         "127.0.0.1",
     )
     assert run.code == 0 and run.err == "", str(run)
-    assert run.out.splitlines()[0] == "完成：参数配置" and f"room_code: {ROOM}" in run.out, str(run)
+    assert run.out.splitlines()[0] == "完成：参数配置" and f"考场代码: {ROOM}" in run.out, str(run)
     assert (engine.root / "answers").is_dir(), "saving the parameters creates the answer folder"
 
     scan = ctl_ok(home, "seats-scan")
