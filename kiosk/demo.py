@@ -19,6 +19,7 @@ from typing import Any
 
 from kiosk import settings as settings_mod
 from kiosk.common.clock import ManualClock
+from kiosk.common.packages import dump, read_exam_package
 from kiosk.core import codes
 from kiosk.core.errors import Refused
 from kiosk.net.admin import start_admin
@@ -126,9 +127,9 @@ class Demo:
     async def before_exam(self) -> None:
         svc = self.service
         first_start = self.clock.now() + 40 * 60
-        mock = build_default_exam(room_code=ROOM, first_start=first_start, mock=False)
-        from kiosk.common.packages import dump, read_exam_package
-
+        mock = build_default_exam(
+            room_code=ROOM, first_start=first_start, candidates_per_session=len(self.fleet.pcs), mock=False
+        )
         self.exam = read_exam_package(dump(mock.package))
         self.files = await self.call(write_mock_exam, mock, self.home / "usb")
         await self.call(svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1")
@@ -237,6 +238,9 @@ class Demo:
 
 
 def run_demo(home: str | None = None, seats: int = 40, speed: float = 60.0, hold: bool = False) -> int:
+    if not 12 <= seats <= 150:
+        print("演示考场的机位数应在 12 到 150 之间")
+        return 2
     folder = Path(home) if home else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
 
