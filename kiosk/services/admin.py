@@ -3,7 +3,6 @@ control of the exam PCs, initialisation of the PCs and of the box."""
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from kiosk.common.crypto import check_password, hash_password
 from kiosk.core.errors import Refused
 from kiosk.core.lockout import LOCKOUT_S, MAX_FAILURES, check_password_policy, locked_until
 from kiosk.services.base import ServiceBase, dumps, loads
+from kiosk.services.seats import check_ip
 from kiosk.store.models import (
     Absence,
     Answer,
@@ -124,12 +124,7 @@ class SystemAdmin(ServiceBase):
         seats = list(Seat.select().order_by(Seat.number))
         if not ips:
             return seats
-        wanted = set()
-        for ip in ips:
-            try:
-                wanted.add(str(ipaddress.IPv4Address(ip.strip())))
-            except ValueError as exc:
-                raise Refused("bad_ip", f"不是有效的 IP 地址：{ip}", f"bad IP {ip!r}") from exc
+        wanted = {check_ip(ip, "") for ip in ips}
         chosen = [s for s in seats if s.ip in wanted]
         unknown = wanted - {s.ip for s in chosen}
         if unknown:
