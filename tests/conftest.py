@@ -89,3 +89,17 @@ def ready_room(room: RoomService, fleet: SimulatedSeats, exam_files: ExamFiles) 
 
 def enter(room: RoomService, session: int = 1) -> None:
     room.session_enter(session, "张三", "15000000001", "李四", "15000000002")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """A test that leaves a thread running fails: it would leak into the next one."""
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in leaked:
+        t.join(timeout=2)
+    leaked = [t.name for t in leaked if t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
