@@ -51,7 +51,6 @@ class ServiceBase:
         self.ports = ports
         self.settings = settings
         self.home = Path(settings.home)
-        self.operator = "admin"
         self._listeners: list[Listener] = []
         self._pending: list[Event] = []
 
@@ -96,7 +95,7 @@ class ServiceBase:
         ev = events.append(
             kind,
             ts=self.now(),
-            operator=self.operator if operator is None else operator,
+            operator=self.operator() if operator is None else operator,
             ip=self.box_ip() if ip is None else ip,
             seat=seat,
             admission_no=admission_no,
@@ -107,6 +106,15 @@ class ServiceBase:
 
     def now(self) -> float:
         return self.clock.now()
+
+    def operator(self) -> str:
+        """Who acts at the box: the administrator entered for the open session, else admin."""
+        s = (
+            Session.select(Session.admin_name)
+            .where(Session.entered_at.is_null(False), Session.ended_at.is_null())
+            .first()
+        )
+        return s.admin_name if s is not None and s.admin_name else "admin"
 
     # -- lookups -----------------------------------------------------------------
 

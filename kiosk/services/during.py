@@ -96,7 +96,6 @@ class DuringExam(ServiceBase):
             )
             s.entered_at = s.entered_at or self.now()
             s.save()
-            self.operator = s.admin_name
             self.event(
                 "session_entered",
                 session=s.number,
@@ -189,7 +188,7 @@ class DuringExam(ServiceBase):
 
     # -- allow login / allow start ----------------------------------------------------
 
-    def allow_login(self, auto_login: bool = False) -> dict[str, Any]:
+    def allow_login(self, auto_login: bool = False, operator: str | None = None) -> dict[str, Any]:
         session = self.current_session()
         if session.authorised_at is None:
             raise Refused("not_authorised", "请先完成考试授权", "session not authorised")
@@ -202,7 +201,7 @@ class DuringExam(ServiceBase):
                 Session.update(login_allowed_at=self.now(), auto_login=auto_login).where(
                     Session.id == session.id
                 ).execute()
-                self.event("login_allowed", session=session.number, auto_login=auto_login)
+                self.event("login_allowed", operator=operator, session=session.number, auto_login=auto_login)
         self.ports.seats.send(
             self._seat_ips(), "allow_login", {"session": session.number, "auto_login": auto_login}
         )
@@ -219,11 +218,7 @@ class DuringExam(ServiceBase):
             return {}
         if self.now() < timeline.login_window_opens(session.scheduled_start, self.policy()):
             return {}
-        operator, self.operator = self.operator, "系统"
-        try:
-            return {"allow_login": self.allow_login()}
-        finally:
-            self.operator = operator
+        return {"allow_login": self.allow_login(operator="系统")}
 
     def auto_login(self, on: bool) -> dict[str, Any]:
         return self._mock_switch("auto_login", on)

@@ -13,7 +13,7 @@ from kiosk.core.errors import Refused
 from kiosk.services import documents
 from kiosk.services.after import AfterExam
 from kiosk.services.base import loads
-from kiosk.store.models import Absence, Candidate, Seat, Session
+from kiosk.store.models import Absence, Candidate, Session
 
 SEAT_COLUMNS = {
     "seat": ["机位号", "机位", "seat"],
@@ -249,9 +249,6 @@ class Reports(AfterExam):
             "candidates": cands,
         }
         return out
-
-    def seats_online(self) -> int:
-        return Seat.select().where(Seat.online).count()
 
     def log_verify(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -451,3 +451,13 @@ def test_remaining_time_does_not_depend_on_a_restart_of_the_box(started, clock, 
     after = again.candidate_dict(again.get_candidate(c["admission_no"]))
     assert after["remaining_s"] == before["remaining_s"] == 5400 + 120 - 600
     assert after["state"] == "in_exam" and again.log_verify()["ok"]
+
+
+def test_events_name_the_operator_time_and_ip(started, clock):
+    room = started
+    c = candidates(room)[13]
+    room.violation_add(c["admission_no"], "A102")
+    staff = Event.select().where(Event.kind == "violation_registered").get()
+    assert (staff.operator, staff.ip, staff.ts) == ("张三", "127.0.0.1", clock.now())
+    login = Event.select().where(Event.kind == "login", Event.admission_no == c["admission_no"]).get()
+    assert (login.operator, login.ip, login.seat) == ("", c["ip"], int(c["seat"]))
