@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,12 +23,19 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
+CHUNK = 1024 * 1024
+
+
+def write_atomic(path: str | Path, data: bytes, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write `data` to `path` atomically, reporting bytes written per 1 MiB to `progress`."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for start in range(0, len(data), CHUNK):
+                f.write(data[start : start + CHUNK])
+                if progress is not None:
+                    progress(min(start + CHUNK, len(data)), len(data))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -274,7 +274,7 @@ class AfterExam(CandidateLink):
         name, data = self._results_bytes(s.number)
         target = folder / name
         try:
-            write_atomic(target, data)
+            write_atomic(target, data, progress)
             copied = target.read_bytes()
         except OSError as exc:
             raise Refused(
@@ -282,8 +282,6 @@ class AfterExam(CandidateLink):
             ) from exc
         if hashlib.sha256(copied).digest() != hashlib.sha256(data).digest():
             raise Refused("verify_failed", "备份校验失败，请更换U盘重试", "backup copy does not verify")
-        if progress:
-            progress(len(data), len(data))
         digest = hashlib.sha256(data).hexdigest()
         with self.tx():
             Session.update(backed_up_at=self.now()).where(Session.id == s.id).execute()
@@ -315,9 +313,10 @@ class AfterExam(CandidateLink):
             raise Refused("bad_folder", f"目标文件夹不存在：{folder}", f"no folder {folder}")
         s = self._after_session(session)
         name, data = self._results_bytes(s.number)
-        write_atomic(folder / name, data)
-        if progress:
-            progress(len(data), len(data))
+        try:
+            write_atomic(folder / name, data, progress)
+        except OSError as exc:
+            raise Refused("write_failed", f"导出失败：{exc.strerror}", f"export failed: {exc}") from exc
         with self.tx():
             self.event("results_exported", session=s.number, path=str(folder / name))
         return {"path": str(folder / name), "bytes": len(data), "message": "导出完成"}

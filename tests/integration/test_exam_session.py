@@ -382,7 +382,9 @@ def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):
     refused("backup_first", room.upload)
     usb = tmp_path / "usb-stick"
     usb.mkdir()
-    backup = room.backup(str(usb))
+    progress = []
+    backup = room.backup(str(usb), progress=lambda done, total: progress.append((done, total)))
+    assert progress and progress[-1] == (backup["bytes"], backup["bytes"])
     doc = json.loads(Path(backup["path"]).read_text(encoding="utf-8"))
     assert doc["session"] == 1 and len(doc["answers"]) == 370 and doc["event_chain"]["ok"]
     refused("not_site_mode", room.upload)
