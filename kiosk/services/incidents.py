@@ -360,7 +360,7 @@ class Incidents(DuringExam):
         admission_no: str,
         subjects: Sequence[str],
         reason: str,
-        code: str,
+        code: str = "",
         understood: bool = False,
         confirm: bool = False,
     ) -> dict[str, Any]:
