@@ -393,6 +393,9 @@ def coerce(op: Op, raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in op.params:
         if p.name not in raw or raw[p.name] is None:
+            if p.kind == "bool":  # a flag left out is off, whatever the method's default
+                out[p.name] = False
+                continue
             if p.required:
                 raise Refused("bad_params", f"缺少参数：{p.name}", f"missing param {p.name}")
             continue

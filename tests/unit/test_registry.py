@@ -35,7 +35,7 @@ def test_every_verb_calls_a_method_that_takes_its_parameters():
             for n, p in inspect.signature(method).parameters.items()
             if n != "self" and p.default is inspect.Parameter.empty
         }
-        assert required <= {p.name for p in op.params if p.required}, op.verb
+        assert required <= {p.name for p in op.params if p.required or p.kind == "bool"}, op.verb
         assert op.group in GROUPS
 
 
@@ -60,6 +60,10 @@ def test_api_parameters_are_checked_before_any_call(raw, code):
     with pytest.raises(Refused) as err:
         coerce(BY_VERB["extra-time"], raw)
     assert err.value.code == code
+
+
+def test_a_flag_left_out_is_off():
+    assert coerce(BY_VERB["seats-show"], {}) == {"show": False}
 
 
 def test_good_parameters_pass_through():
