@@ -1,5 +1,5 @@
-"""`kiosk serve`: the engine without a screen — the room service, its admin API and
-(until the room network lands) the seat-network adapter, on one asyncio loop."""
+"""`kiosk serve`: the engine without a screen — the room service, its admin API and the
+room network (or an in-process simulated room), on one asyncio loop."""
 
 from __future__ import annotations
 
@@ -10,36 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kiosk.net.admin import start_admin
-from kiosk.services.bootstrap import build
-from kiosk.services.ports import Ports, ScanReply, SendResult
+from kiosk.net.room import RoomNetwork
+from kiosk.services.bootstrap import box_identity, build
+from kiosk.services.ports import Ports
+from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class NoSeatNetwork:
-    """No room network: scans find nobody and commands reach nobody (said clearly)."""
-
-    def scan(self, timeout_s: float) -> list[ScanReply]:
-        return []
-
-    def send(self, ips: Any, command: str, args: dict[str, Any]) -> SendResult:
-        return SendResult(ok=(), failed={ip: "考场网络未启用" for ip in ips})
-
-    def wake(self, macs: Any) -> None:
-        return None
-
-    def env_check(self, ips: Any) -> dict[str, dict[str, Any]]:
-        return {}
-
-
-def make_ports(simulate_seats: int) -> tuple[Ports, Any]:
-    if simulate_seats:
-        from kiosk.services.simulated import SimulatedSeats
-
-        sim = SimulatedSeats(simulate_seats)
-        return Ports(seats=sim), sim
-    return Ports(seats=NoSeatNetwork()), None
 
 
 async def _tick_forever(service: Any, executor: ThreadPoolExecutor, every_s: float) -> None:
@@ -58,11 +35,17 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ports, sim = make_ports(simulate_seats)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
-    service = await asyncio.get_running_loop().run_in_executor(executor, build, settings, ports)
-    if sim is not None:  # simulated PCs report their links as the real network will
-        await asyncio.get_running_loop().run_in_executor(executor, sim.attach, service)
+    network: RoomNetwork | None = None
+    if simulate_seats:  # an in-process stand-in, for demos without any exam-PC daemons
+        sim = SimulatedSeats(simulate_seats)
+        service = await loop.run_in_executor(executor, build, settings, Ports(seats=sim))
+        await loop.run_in_executor(executor, sim.attach, service)
+    else:
+        identity = await loop.run_in_executor(executor, box_identity, settings)
+        network = RoomNetwork(settings, identity, executor)
+        service = await loop.run_in_executor(executor, build, settings, Ports(seats=network))
+        await network.start(service)
     runner = await start_admin(
         service, settings.home_path, settings.admin_host, settings.admin_port, executor
     )
@@ -71,5 +54,7 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     print(f"监考引擎已启动：{settings.home}", flush=True)
     await stop.wait()
     ticker.cancel()
+    if network is not None:
+        await network.stop()
     await runner.cleanup()
     executor.shutdown(wait=True)

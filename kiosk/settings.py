@@ -18,8 +18,12 @@ class Settings:
     home: str = _default_home()
     admin_host: str = "127.0.0.1"
     admin_port: int = 0  # 0: pick a free port, written to the home folder
+    control_host: str = "0.0.0.0"  # where the box listens for exam-PC daemons
     control_port: int = 47210  # TLS link from exam-PC daemons (room network)
-    scan_port: int = 47211  # UDP seat scan
+    scan_port: int = 47211  # UDP seat scan (daemons listen here)
+    scan_broadcast: str = ""  # comma-separated broadcast addresses; "" = every interface's
+    scan_quiet_s: float = 0.5  # a scan ends this long after the last new reply
+    command_timeout_s: float = 3.0
     heartbeat_s: float = 1.0
     offline_after_s: float = 3.0
     min_free_bytes: int = 5 * 1024**3  # answer folder needs 5 GB free

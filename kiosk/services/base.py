@@ -13,6 +13,7 @@ from typing import Any
 from peewee import SqliteDatabase
 
 from kiosk.common.clock import Clock
+from kiosk.common.crypto import Identity
 from kiosk.core.candidate import CandidateState, CandidateView, Flags, RoomPhase
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
@@ -53,6 +54,7 @@ class ServiceBase:
         self.home = Path(settings.home)
         self._listeners: list[Listener] = []
         self._pending: list[Event] = []
+        self.identity: Identity | None = None  # the box's key pair (bootstrap sets it)
 
     # -- events and transactions -------------------------------------------------
 

@@ -15,7 +15,7 @@ from kiosk.core import timeline
 from kiosk.core.errors import Refused
 from kiosk.services.base import loads
 from kiosk.services.incidents import Incidents
-from kiosk.store import answers
+from kiosk.store import answers as answers_store
 from kiosk.store.models import Answer, Candidate, OfflineInterval, Paper, Seat, Session, Subject
 
 CLIENT_EVENTS = {
@@ -188,7 +188,7 @@ class CandidateLink(Incidents):
             raise Refused("not_in_exam", "考生不在考试中，不能保存答案", "candidate is not writing")
         rows = self._validate_answers(c, entries)
         with self.tx():
-            answers.upsert_newest(rows)
+            answers_store.upsert_newest(rows)
             top = max(r["seq"] for r in rows)
             self.event(
                 "answers_saved",
@@ -250,3 +250,90 @@ class CandidateLink(Incidents):
             c = self._candidate_at(admission_no, ip)
             Candidate.update(hand_raised_at=self.now()).where(Candidate.id == c.id).execute()
             self.event("hand_raised", ip=ip, seat=c.seat_number, admission_no=c.admission_no, operator="")
+
+    # -- the room network's side --------------------------------------------------------
+
+    def pc_welcome(self, ip: str, fingerprint: str) -> dict[str, Any] | None:
+        """The state a connecting exam PC must hold, or None when it is not a seated PC
+        (unknown IP, or a key other than the one recorded when it was seated)."""
+        seat = self.seat_by_ip(ip)
+        if seat is None or not seat.fingerprint or seat.fingerprint != fingerprint:
+            return None
+        c = Candidate.get_or_none(Candidate.ip == ip, Candidate.state.in_(["logged_in", "in_exam"]))
+        return {
+            "seat": f"{seat.number:03d}",
+            "locked": bool(c and c.locked),
+            "notice": "监考老师已锁定你的考试机，请听从监考老师安排。" if c and c.locked else "",
+            "admission_no": c.admission_no if c else "",
+        }
+
+    def sync_journals(self, batch: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+        """Journal frames from many PCs in one transaction (group commit).
+
+        Each PC's frame is applied in a savepoint: a malformed frame is refused alone.
+        Returns, per frame, the highest seq now committed and the entries refused."""
+        results: list[dict[str, Any]] = []
+        with self.tx():
+            for ip, entries in batch:
+                with self.db.atomic():
+                    results.append(self._sync_journal(ip, entries))
+        return results
+
+    def _sync_journal(self, ip: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        seqs = [e.get("seq") for e in entries if isinstance(e, dict)]
+        if len(seqs) != len(entries) or not all(type(x) is int and x > 0 for x in seqs):
+            return {"upto": 0, "refused": [], "error": "bad_frame"}
+        refused: list[dict[str, Any]] = []
+        answers: dict[str, list[dict[str, Any]]] = {}
+        seat = self.seat_by_ip(ip)
+        for e in entries:
+            kind, payload, no = e.get("kind"), e.get("payload"), str(e.get("admission_no", ""))
+            try:
+                if not isinstance(payload, dict):
+                    raise Refused("bad_entry", "日志条目格式错误", "payload must be an object")
+                if kind == "answer":
+                    answers.setdefault(no, []).append(
+                        {**payload, "seq": payload.get("aseq"), "saved_at": e.get("created_at", self.now())}
+                    )
+                elif kind == "event":
+                    ev_kind = payload.get("kind")
+                    if ev_kind not in CLIENT_EVENTS or seat is None:
+                        raise Refused("bad_event", "未知的考生端事件", f"unknown client event {ev_kind!r}")
+                    if no:
+                        self._candidate_at(no, ip)
+                    detail = payload.get("detail") if isinstance(payload.get("detail"), dict) else {}
+                    self.event(
+                        ev_kind,
+                        ip=ip,
+                        seat=seat.number,
+                        admission_no=no,
+                        operator="",
+                        detail={k: str(v)[:100] for k, v in detail.items()},
+                    )
+                else:
+                    raise Refused("bad_entry", "日志条目格式错误", f"unknown entry kind {kind!r}")
+            except Refused as exc:
+                refused.append({"seq": e["seq"], "code": exc.code})
+        for no, rows in answers.items():
+            try:
+                c = self._candidate_at(no, ip)
+                if c.state != "in_exam":
+                    raise Refused("not_in_exam", "考生不在考试中", "candidate is not writing")
+                valid = self._validate_answers(c, rows)
+                answers_store.upsert_newest(valid)
+                self.event(
+                    "answers_saved",
+                    ip=ip,
+                    seat=c.seat_number,
+                    admission_no=no,
+                    operator="",
+                    count=len(valid),
+                    seq_to=max(r["seq"] for r in valid),
+                )
+            except Refused as exc:
+                refused += [
+                    {"seq": e["seq"], "code": exc.code}
+                    for e in entries
+                    if e.get("kind") == "answer" and str(e.get("admission_no", "")) == no
+                ]
+        return {"upto": max(seqs), "refused": refused}

@@ -97,6 +97,13 @@ OPERATIONS: tuple[Op, ...] = (
     ),
     Op("seats-import", "seats_import", "考前", "导入机位（CSV/XLSX）", (P("path", required=True),)),
     Op(
+        "client-bundle",
+        "client_bundle",
+        "考前",
+        "生成考试机客户端目录（证书、地址、启动脚本）",
+        (P("dest", required=True, help="目标文件夹（绝对路径）"),),
+    ),
+    Op(
         "seats-show",
         "seats_show",
         "考前",

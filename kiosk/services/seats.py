@@ -5,9 +5,12 @@ Seat numbers and IPs stay unique; a seat keeps its number when scanned again."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from kiosk.common.fsutil import write_atomic
 from kiosk.core.errors import Refused
 from kiosk.services.base import ServiceBase
 from kiosk.services.ports import ScanReply
@@ -23,7 +26,42 @@ def check_ip(ip: str, what: str) -> str:
         raise Refused("bad_ip", f"{what}不是有效的 IPv4 地址：{ip}", f"bad {what} address {ip!r}") from exc
 
 
+BUNDLE_VERSION = 1
+START_SH = """#!/bin/sh
+# Start the exam-PC daemon with this bundle (copy the folder to every exam PC).
+cd "$(dirname "$0")" && exec stu-client daemon --bundle . --state "${STU_STATE:-$HOME/.stu-client}"
+"""
+START_BAT = (
+    '@echo off\r\ncd /d %~dp0\r\nstu-client.exe daemon --bundle . --state "%LOCALAPPDATA%\\stu-client"\r\n'
+)
+
+
 class Seats(ServiceBase):
+    def client_bundle(self, dest: str) -> dict[str, Any]:
+        """The folder copied to every exam PC: box certificate and address, daemon settings,
+        start scripts (docs/network.md)."""
+        cfg = self.require_config()
+        folder = Path(dest)
+        if not folder.is_absolute():
+            raise Refused("bad_folder", "请选择绝对路径的文件夹", "bundle folder must be absolute")
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "version": BUNDLE_VERSION,
+            "box_addr": cfg.box_ip,
+            "control_port": self.settings.control_port,
+            "scan_port": self.settings.scan_port,
+            "box_fingerprint": self.identity.fingerprint,
+            "heartbeat_s": self.settings.heartbeat_s,
+        }
+        write_atomic(folder / "box.crt", self.identity.cert_pem)
+        write_atomic(folder / "daemon.json", json.dumps(settings, indent=1).encode())
+        write_atomic(folder / "start-daemon.sh", START_SH.encode())
+        (folder / "start-daemon.sh").chmod(0o755)
+        write_atomic(folder / "start-daemon.bat", START_BAT.encode())
+        with self.tx():
+            self.event("client_bundle_written", path=str(folder), box_fingerprint=self.identity.fingerprint)
+        return {"path": str(folder), **settings}
+
     def seats(self) -> list[dict[str, Any]]:
         return [self._seat_dict(s) for s in Seat.select().order_by(Seat.number)]
 

@@ -1,0 +1,390 @@
+"""The box side of the room network (docs/network.md): the signed UDP seat scan, the
+pinned TLS 1.3 link to every exam-PC daemon, commands with acknowledgements, and the
+journal sync with group commit. It implements the room service's SeatNetwork port.
+
+Everything here runs on the engine's asyncio loop; the room service runs on its own
+worker thread (`executor`). Port methods are called from that thread and wait for the
+loop; the network calls the service through the executor, one operation at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiosk.common import wire
+from kiosk.common.crypto import Identity, cert_fingerprint, peer_fingerprint, server_context, sign
+from kiosk.common.fsutil import write_atomic
+from kiosk.core.errors import Refused
+from kiosk.platform.netif import ipv4_interfaces
+from kiosk.services.ports import ScanReply, SendResult
+from kiosk.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEQ_BLOCK = 10_000  # command numbers reserved on disk at a time
+REQUESTS = {
+    "login": "candidate_login",
+    "begin": "candidate_begin",
+    "submit": "candidate_submit",
+    "raise_hand": "raise_hand",
+}
+
+
+@dataclass
+class Link:
+    ip: str
+    fingerprint: str
+    writer: asyncio.StreamWriter
+    last_seen: float = field(default_factory=time.monotonic)
+    waiting: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            wire.write_frame(self.writer, msg)
+
+
+class CommandNumbers:
+    """Strictly increasing command numbers across restarts: a block is reserved on disk
+    before any number in it is used, so a restarted box never reuses one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            start = int(path.read_text())
+        except (OSError, ValueError):
+            start = 0
+        self.next = start + 1
+        self.reserved = start
+
+    def take(self) -> int:
+        if self.next > self.reserved:
+            self.reserved = self.next + SEQ_BLOCK
+            write_atomic(self.path, str(self.reserved).encode())
+        n, self.next = self.next, self.next + 1
+        return n
+
+
+class _ScanCollector(asyncio.DatagramProtocol):
+    def __init__(self, nonce: str, on_reply: Callable[[dict[str, Any], str], None]) -> None:
+        self.nonce = nonce
+        self.on_reply = on_reply
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            msg = wire.open_plain_datagram(data)
+        except wire.WireError:
+            return
+        if msg.get("t") == wire.SCAN_REPLY and msg.get("nonce") == self.nonce:
+            self.on_reply(msg, addr[0])
+
+
+class RoomNetwork:
+    def __init__(self, settings: Settings, identity: Identity, executor: ThreadPoolExecutor) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.executor = executor
+        self.pcs_dir = settings.home_path / "pcs"
+        self.pcs_dir.mkdir(parents=True, exist_ok=True)
+        self.numbers = CommandNumbers(settings.home_path / "keys" / "command.seq")
+        self.links: dict[str, Link] = {}
+        self.service: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: asyncio.Server | None = None
+        self.journal_queue: asyncio.Queue[tuple[Link, list[dict[str, Any]]]] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ctx = server_context(identity, [p.read_bytes() for p in sorted(self.pcs_dir.glob("*.crt"))])
+
+    # -- life --------------------------------------------------------------------------
+
+    async def start(self, service: Any) -> None:
+        self.service = service
+        self.loop = asyncio.get_running_loop()
+        self.server = await asyncio.start_server(
+            self._serve,
+            self.settings.control_host,
+            self.settings.control_port,
+            ssl=self.ctx,
+            ssl_handshake_timeout=10,
+        )
+        self.tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._group_commit())]
+        log.info("room network on %s:%s", self.settings.control_host, self.port)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.server is not None:
+            self.server.close()
+        for link in list(self.links.values()):
+            link.writer.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one room-service operation on its worker thread."""
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    def _wait(self, coro: Any, timeout: float) -> Any:
+        """From the service's thread: run a coroutine on the loop and wait for it."""
+        assert self.loop is not None
+        if self.loop.is_running() and _on_loop_thread(self.loop):
+            raise RuntimeError("the room network's port is called from the room-service thread only")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    # -- the SeatNetwork port ------------------------------------------------------------
+
+    def scan(self, timeout_s: float) -> Sequence[ScanReply]:
+        return self._wait(self._scan(timeout_s), timeout_s + 5)
+
+    def send(self, ips: Sequence[str], command: str, args: dict[str, Any]) -> SendResult:
+        return self._wait(self._send(list(ips), command, args), self.settings.command_timeout_s + 5)
+
+    def wake(self, macs: Sequence[str]) -> None:
+        self._wait(self._wake(list(macs)), 5)
+
+    def env_check(self, ips: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self._wait(self._env_check(list(ips)), self.settings.command_timeout_s + 5)
+
+    # -- scan --------------------------------------------------------------------------
+
+    def broadcast_addresses(self) -> list[str]:
+        if self.settings.scan_broadcast:
+            return [a.strip() for a in self.settings.scan_broadcast.split(",") if a.strip()]
+        return [i.broadcast for i in ipv4_interfaces() if i.broadcast] or ["127.255.255.255"]
+
+    async def _scan(self, timeout_s: float) -> list[ScanReply]:
+        assert self.loop is not None
+        nonce = secrets.token_hex(8)
+        replies: dict[str, ScanReply] = {}
+        heard = asyncio.Event()
+
+        def on_reply(msg: dict[str, Any], ip: str) -> None:
+            cert = msg.get("cert")
+            fp = msg.get("fingerprint")
+            if not isinstance(cert, str) or not isinstance(fp, str) or ip in replies:
+                return
+            try:
+                if cert_fingerprint(cert.encode()) != fp:
+                    return
+            except ValueError:
+                return
+            replies[ip] = ScanReply(
+                ip=ip,
+                hostname=str(msg.get("hostname", ""))[:64],
+                mac=str(msg.get("mac", ""))[:17],
+                os=str(msg.get("os", ""))[:64],
+                daemon_version=str(msg.get("version", ""))[:16],
+                fingerprint=fp,
+            )
+            self._trust(fp, cert.encode())
+            heard.set()
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.bind(("0.0.0.0", 0))
+        transport, _ = await self.loop.create_datagram_endpoint(
+            lambda: _ScanCollector(nonce, on_reply), sock=sock
+        )
+        try:
+            packet = wire.signed_datagram(
+                {"t": wire.SCAN, "nonce": nonce, "ts": self.service.now()},
+                lambda raw: sign(self.identity, raw),
+            )
+            for addr in self.broadcast_addresses():
+                transport.sendto(packet, (addr, self.settings.scan_port))
+            deadline = self.loop.time() + timeout_s
+            while (left := deadline - self.loop.time()) > 0:
+                heard.clear()
+                try:
+                    await asyncio.wait_for(
+                        heard.wait(), min(left, self.settings.scan_quiet_s) if replies else left
+                    )
+                except TimeoutError:
+                    if replies:
+                        break  # quiet for a while after the answers came in
+        finally:
+            transport.close()
+        return list(replies.values())
+
+    def _trust(self, fingerprint: str, cert_pem: bytes) -> None:
+        path = self.pcs_dir / f"{fingerprint}.crt"
+        if not path.exists():
+            write_atomic(path, cert_pem)
+        self.ctx.load_verify_locations(cadata=cert_pem.decode())
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def _command(self, ip: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        link = self.links.get(ip)
+        if link is None:
+            raise ConnectionError("离线")
+        assert self.loop is not None
+        seq = self.numbers.take()
+        future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        link.waiting[seq] = future
+        try:
+            link.send({"t": wire.COMMAND, "seq": seq, "cmd": command, "args": args})
+            return await asyncio.wait_for(future, self.settings.command_timeout_s)
+        finally:
+            link.waiting.pop(seq, None)
+
+    async def _send(self, ips: list[str], command: str, args: dict[str, Any]) -> SendResult:
+        async def one(ip: str) -> tuple[str, str]:
+            per_pc = args
+            if command == "show_seat":
+                per_pc = {"seat": args.get("numbers", {}).get(ip, "")}
+            try:
+                ack = await self._command(ip, command, per_pc)
+            except (ConnectionError, TimeoutError):
+                return ip, "离线" if ip not in self.links else "无应答"
+            return ip, "" if ack.get("ok") else str(ack.get("error", "执行失败"))
+
+        results = await asyncio.gather(*(one(ip) for ip in ips))
+        return SendResult(
+            ok=tuple(ip for ip, err in results if not err), failed={ip: err for ip, err in results if err}
+        )
+
+    async def _env_check(self, ips: list[str]) -> dict[str, dict[str, Any]]:
+        async def one(ip: str) -> tuple[str, dict[str, Any] | None]:
+            sent_box, sent = self.service.now(), time.monotonic()
+            try:
+                ack = await self._command(ip, "envcheck", {})
+            except (ConnectionError, TimeoutError):
+                return ip, None
+            rtt = time.monotonic() - sent
+            report = ack.get("result") if ack.get("ok") else None
+            if not isinstance(report, dict):
+                return ip, None
+            report = dict(report)
+            report["rtt_ms"] = round(rtt * 1000, 1)
+            pc_time = report.get("pc_time")
+            if isinstance(pc_time, int | float) and not isinstance(pc_time, bool):
+                report["clock_skew_s"] = round(pc_time - (sent_box + rtt / 2), 3)
+            return ip, report
+
+        return {ip: r for ip, r in await asyncio.gather(*(one(ip) for ip in ips)) if r is not None}
+
+    async def _wake(self, macs: list[str]) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            for mac in macs:
+                raw = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+                if len(raw) != 6:
+                    continue
+                packet = b"\xff" * 6 + raw * 16
+                for addr in self.broadcast_addresses():
+                    sock.sendto(packet, (addr, 9))
+        finally:
+            sock.close()
+
+    # -- the link ------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ip = writer.get_extra_info("peername")[0]
+        fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
+        link: Link | None = None
+        try:
+            hello = await asyncio.wait_for(wire.read_frame(reader), 10)
+            welcome = await self.call(self.service.pc_welcome, ip, fingerprint)
+            if hello.get("t") != wire.HELLO or welcome is None:
+                log.warning("refused link from %s (%s): not a seated PC", ip, fingerprint[:12])
+                return
+            link = Link(ip, fingerprint, writer)
+            old = self.links.pop(ip, None)
+            if old is not None:
+                old.writer.close()
+            self.links[ip] = link
+            link.send({"t": wire.WELCOME, "box_time": self.service.now(), **welcome})
+            await self.call(self.service.seat_link, ip, True)
+            while True:
+                msg = await wire.read_frame(reader)
+                link.last_seen = time.monotonic()
+                await self._dispatch(link, msg)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, wire.WireError, OSError) as exc:
+            log.info("link %s closed: %s", ip, type(exc).__name__)
+        finally:
+            writer.close()
+            if link is not None and self.links.get(ip) is link:
+                del self.links[ip]
+                for future in link.waiting.values():
+                    if not future.done():
+                        future.set_exception(ConnectionError("link closed"))
+                with contextlib.suppress(Refused):
+                    await self.call(self.service.seat_link, ip, False)
+
+    async def _dispatch(self, link: Link, msg: dict[str, Any]) -> None:
+        kind = msg["t"]
+        if kind == wire.COMMAND_ACK:
+            future = link.waiting.get(msg.get("seq"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(msg)
+        elif kind == wire.JOURNAL:
+            entries = msg.get("entries")
+            if isinstance(entries, list) and entries:
+                await self.journal_queue.put((link, entries))
+        elif kind == wire.REQUEST:
+            asyncio.create_task(self._request(link, msg))  # noqa: RUF006 - ends with its reply
+
+    async def _request(self, link: Link, msg: dict[str, Any]) -> None:
+        method = REQUESTS.get(str(msg.get("op")))
+        args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
+        try:
+            if method is None:
+                raise Refused("bad_request", "未知的请求", f"unknown request {msg.get('op')!r}")
+            result = await self.call(
+                getattr(self.service, method), str(args.get("admission_no", "")), link.ip
+            )
+            link.send({"t": wire.RESPONSE, "id": msg.get("id"), "ok": True, "result": result})
+        except Refused as exc:
+            link.send({"t": wire.RESPONSE, "id": msg.get("id"), "ok": False, "error": exc.to_dict()})
+
+    async def _heartbeats(self) -> None:
+        every = self.settings.heartbeat_s
+        while True:
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            for link in list(self.links.values()):
+                if now - link.last_seen > self.settings.offline_after_s:
+                    link.writer.close()  # its reader ends and marks the seat offline
+                else:
+                    link.send({"t": wire.HEARTBEAT, "box_time": self.service.now()})
+
+    async def _group_commit(self) -> None:
+        """Every journal frame waiting is committed in one transaction, then acknowledged:
+        many acknowledgements per synchronous=FULL commit, none before it."""
+        while True:
+            batch = [await self.journal_queue.get()]
+            while not self.journal_queue.empty():
+                batch.append(self.journal_queue.get_nowait())
+            try:
+                results = await self.call(self.service.sync_journals, [(link.ip, e) for link, e in batch])
+            except Exception:
+                log.exception("journal batch of %d frames failed", len(batch))
+                continue  # not acknowledged: the PCs send the entries again
+            for (link, _), result in zip(batch, results, strict=True):
+                link.send({"t": wire.JOURNAL_ACK, **result})
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
