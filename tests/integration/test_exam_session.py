@@ -51,25 +51,6 @@ def answer_package(
     return str(path)
 
 
-@pytest.fixture
-def started(ready_room, clock, exam_files):
-    """Session 1 entered, authorised, login allowed, 38 of 40 logged in, exam running."""
-    room = ready_room
-    enter(room)
-    room.authorise(str(exam_files.auth[1]))
-    clock.set(START - 1700)
-    room.allow_login()
-    ips = seat_ips(room)
-    for c, ip in zip(candidates(room)[:38], ips, strict=False):
-        room.candidate_login(c["admission_no"], ip)
-    clock.set(START - 1200)
-    room.allow_start()
-    clock.set(START)
-    for c in candidates(room)[:38]:
-        room.candidate_begin(c["admission_no"], c["ip"])
-    return room
-
-
 def test_entering_a_session_needs_a_passed_seal_check_and_staff(room, fleet, exam_files):
     room.configure(ROOM, str(Path(room.settings.home) / "answers"), box_ip="127.0.0.1")
     refused("no_exam_data", enter, room)
