@@ -1,26 +1,81 @@
-"""The `stu-client` command of the exam PC. The daemon and the answer app arrive with
-the room-network and answer-app issues; today it inspects a journal file."""
+"""The `stu-client` command of the exam PC: the daemon, a simulated fleet of daemons,
+and inspection of a journal file."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
+import tempfile
+from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stu-client", description="考试机客户端")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("journal", help="查看作答日志文件（答案数、未同步条数、完整性）")
-    p.add_argument("path")
-    ns = parser.parse_args(argv)
+def _journal(path: str) -> int:
     from stu_client.journal import open_journal, summary
 
-    db = open_journal(ns.path)
+    db = open_journal(path)
     info = {**summary(), "integrity": db.execute_sql("PRAGMA integrity_check").fetchone()[0]}
     db.close()
     print(json.dumps(info, ensure_ascii=False))
     return 0 if info["integrity"] == "ok" else 1
+
+
+def _daemon(bundle: str, state: str, bind_ip: str | None) -> int:
+    from stu_client.daemon import BundleError, Daemon
+    from stu_client.sim import run_until_signalled
+
+    try:
+        daemon = Daemon(Path(bundle), Path(state), bind_ip=bind_ip)
+    except BundleError as exc:
+        print(f"客户端配置包无效 / bad client bundle: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(run_until_signalled(daemon))
+    return 0
+
+
+def _sim(count: int, bundle: str, state: str | None) -> int:
+    from stu_client.daemon import BundleError
+    from stu_client.sim import SimFleet, raise_fd_limit, run_until_signalled
+
+    root = Path(state) if state else Path(tempfile.mkdtemp(prefix="stu-sim-"))
+    raise_fd_limit()
+    try:
+        fleet = SimFleet(Path(bundle), root, count)
+    except BundleError as exc:
+        print(f"客户端配置包无效 / bad client bundle: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"count": count, "state": str(root)}, ensure_ascii=False), flush=True)
+    asyncio.run(run_until_signalled(fleet))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stu-client", description="考试机客户端")
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument("--log-level", default="INFO", help="日志级别（DEBUG、INFO、WARNING）")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("journal", help="查看作答日志文件（答案数、未同步条数、完整性）")
+    p.add_argument("path")
+    p = sub.add_parser("daemon", parents=[logs], help="运行考试机守护进程（连接监考机、执行指令、同步答案）")
+    p.add_argument("--bundle", required=True, help="监考机导出的客户端配置包文件夹")
+    p.add_argument("--state", required=True, help="本机状态文件夹（密钥、作答日志、state.json）")
+    p.add_argument("--bind-ip", default=None, help="从此地址连接监考机（默认由系统选择）")
+    p = sub.add_parser("sim", parents=[logs], help="在本进程中模拟多台考试机（127.0.10.x）")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--state", default=None, help="模拟考试机的状态根目录（默认新建临时目录）")
+    ns = parser.parse_args(argv)
+    if ns.cmd == "journal":
+        return _journal(ns.path)
+    logging.basicConfig(
+        level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if ns.cmd == "daemon":
+        return _daemon(ns.bundle, ns.state, ns.bind_ip)
+    return _sim(ns.count, ns.bundle, ns.state)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,14 @@ class Journal:
         return stored
 
     def _upsert_answer(
-        self, admission_no: str, subject: str, question: str, value: Any, aseq: int, when: float, newer_only: bool
+        self,
+        admission_no: str,
+        subject: str,
+        question: str,
+        value: Any,
+        aseq: int,
+        when: float,
+        newer_only: bool,
     ) -> None:
         q = Answer.insert(
             admission_no=admission_no,
@@ -118,7 +125,11 @@ class Journal:
             saved_at=when,
         ).on_conflict(
             conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-            update={Answer.value: EXCLUDED.value, Answer.seq: EXCLUDED.seq, Answer.saved_at: EXCLUDED.saved_at},
+            update={
+                Answer.value: EXCLUDED.value,
+                Answer.seq: EXCLUDED.seq,
+                Answer.saved_at: EXCLUDED.saved_at,
+            },
             where=(Answer.seq < EXCLUDED.seq) if newer_only else None,
         )
         q.bind(self.db).execute()

@@ -51,7 +51,7 @@ def daemon_version() -> str:
 
 
 def describe_os() -> str:
-    """"Windows 10" / "Linux 6.1.0-18-amd64": what the scan reply and envcheck report."""
+    """The OS as the scan reply and envcheck report it, e.g. `Windows 10` or `Linux 6.1.0`."""
     system = pyplatform.system() or sys.platform
     if system == "Windows":
         return f"Windows {pyplatform.release()} {pyplatform.win32_edition() or ''}".strip()

@@ -1,0 +1,155 @@
+"""A simulated room: many real exam-PC daemons in one process, each on its own loopback
+address (127.0.10.x), with its own key, journal and state, and simulated candidates
+that log in, answer and submit through the daemon's app-facing API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from stu_client.daemon import Daemon
+from stu_client.platform import RecordingBackend
+
+log = logging.getLogger(__name__)
+
+
+class SimFleet:
+    def __init__(
+        self,
+        bundle_dir: Path,
+        state_root: Path,
+        count: int,
+        first_ip: str = "127.0.10.11",
+        *,
+        scan_port: int | None = None,
+        control_port: int | None = None,
+        submit_on_collect: bool = True,
+    ) -> None:
+        base = ipaddress.IPv4Address(first_ip)
+        self.state_root = Path(state_root)
+        self.daemons: list[Daemon] = []
+        for i in range(count):
+            hostname = f"KS-{i + 1:03d}"
+            self.daemons.append(
+                Daemon(
+                    Path(bundle_dir),
+                    self.state_root / hostname,
+                    bind_ip=str(base + i),
+                    hostname=hostname,
+                    platform=RecordingBackend(),
+                    scan_port=scan_port,
+                    control_port=control_port,
+                )
+            )
+        self.submit_on_collect = submit_on_collect
+        self._rng = random.Random(20260601)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for i, d in enumerate(self.daemons):
+            d.add_listener(lambda event, data, i=i: self._on_event(i, event, data))
+
+    def __len__(self) -> int:
+        return len(self.daemons)
+
+    def __getitem__(self, i: int) -> Daemon:
+        return self.daemons[i]
+
+    async def start(self) -> None:
+        for d in self.daemons:
+            await d.start()
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(d.stop() for d in self.daemons))
+
+    async def wait_all_online(self, timeout: float = 30.0) -> None:
+        await asyncio.gather(*(d.wait_online(timeout) for d in self.daemons))
+
+    # -- candidates ---------------------------------------------------------------------
+
+    def _candidate(self, i: int) -> str:
+        admission_no = self.daemons[i].state.admission_no
+        if not admission_no:
+            raise RuntimeError(f"no candidate is logged in on {self.daemons[i].hostname}")
+        return admission_no
+
+    async def login(self, i: int, admission_no: str) -> dict[str, Any]:
+        return await self.daemons[i].request("login", admission_no=admission_no)
+
+    async def begin(self, i: int) -> dict[str, Any]:
+        return await self.daemons[i].request("begin", admission_no=self._candidate(i))
+
+    async def raise_hand(self, i: int) -> dict[str, Any]:
+        return await self.daemons[i].request("raise_hand", admission_no=self._candidate(i))
+
+    async def answer(self, i: int, n: int, rate: float = 5.0, subject: str = "1") -> list[int]:
+        """`n` answers to questions 1…n at `rate` answers per second; their journal seqs."""
+        d, admission_no = self.daemons[i], self._candidate(i)
+        seqs = []
+        for k in range(n):
+            seqs.append(d.save_answer(admission_no, subject, str(k + 1), self._rng.choice("ABCD")))
+            if rate > 0 and k + 1 < n:
+                await asyncio.sleep(1.0 / rate)
+        return seqs
+
+    async def submit(self, i: int) -> dict[str, Any]:
+        return await self.daemons[i].request("submit", admission_no=self._candidate(i))
+
+    def go_offline(self, i: int) -> None:
+        self.daemons[i].go_offline()
+
+    def go_online(self, i: int) -> None:
+        self.daemons[i].go_online()
+
+    def _on_event(self, i: int, event: str, data: dict[str, Any]) -> None:
+        # Unified collection (统一收卷): every logged-in candidate submits on command.
+        collect = event == "command" and data["cmd"] == "collect"
+        if collect and self.submit_on_collect and self.daemons[i].state.admission_no:
+            task = asyncio.get_running_loop().create_task(self._submit_quietly(i))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _submit_quietly(self, i: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.submit(i)
+
+
+def raise_fd_limit() -> None:
+    """Each daemon holds a few descriptors (UDP, TLS, SQLite and its WAL): 150 of them
+    pass the usual soft limit of 1024."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+
+
+async def run_until_signalled(*runners: Any) -> None:
+    """start() every runner, wait for SIGINT/SIGTERM, stop() them again."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt instead
+            loop.add_signal_handler(sig, stop.set)
+    started = []
+    try:
+        for r in runners:
+            await r.start()
+            started.append(r)
+        await stop.wait()
+    finally:
+        for r in reversed(started):
+            await r.stop()

@@ -1,0 +1,93 @@
+"""The room network on loopback: the real box network and real exam-PC daemons (a
+SimFleet in this process). Scan, link, commands, candidates, answer sync, link loss."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from tests.liveroom import LiveRoom
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def box_answers(room: LiveRoom) -> dict[tuple[str, str], str]:
+    con = sqlite3.connect(f"file:{room.settings.home}/room.db?mode=ro", uri=True)
+    try:
+        return {(a, q): v for a, q, v in con.execute("SELECT admission_no, question, value FROM answer")}
+    finally:
+        con.close()
+
+
+def test_a_room_of_daemons_is_seated_by_scan_and_stays_in_step(tmp_path):
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 8) as room:
+            scan = await room.seat_all()
+            assert scan["replies"] == 8 and scan["added"] == list(range(1, 9))
+            seats = await room.op("seats")
+            assert [s["ip"] for s in seats] == [f"127.0.10.{11 + i}" for i in range(8)]
+            assert all(s["online"] for s in seats)
+            assert [s["fingerprint"] for s in seats] == [d.fingerprint for d in room.fleet.daemons]
+            again = await room.op("seats_scan", "name")
+            assert again["added"] == [], "a second scan keeps every seat's number"
+
+            shown = await room.op("seats_show", True)
+            assert len(shown["ok"]) == 8 and room.fleet[2].state.seat_shown == "003"
+            env = await room.op("envcheck")
+            assert (env["passed"], env["failed"]) == (8, 0)
+            pc = env["pcs"][0]["items"]
+            assert {i["key"] for i in pc} >= {"rtt", "clock_skew"} or pc
+
+            people = await room.start_exam()
+            for i, c in enumerate(people[:6]):
+                view = await room.fleet.login(i, c["admission_no"])
+                assert view["state"] == "logged_in" and view["seat"] == f"{i + 1:03d}"
+                await room.fleet.begin(i)
+            await asyncio.gather(*(room.fleet.answer(i, 10, rate=0, subject="T01") for i in range(6)))
+            await asyncio.gather(*(room.fleet[i].wait_synced(10) for i in range(6)))
+            stored = box_answers(room)
+            assert len(stored) == 60
+            for i in range(6):
+                mine = {q: v for (a, q), v in stored.items() if a == people[i]["admission_no"]}
+                assert len(mine) == 10
+
+            locked = await room.op("lock", [people[0]["admission_no"]])
+            assert locked["ok"] == ["127.0.10.11"] and room.fleet[0].state.locked
+            await room.op("lock", [people[0]["admission_no"]], unlock=True)
+            assert not room.fleet[0].state.locked
+            await room.op("message", "请检查答题卡")
+            assert all(any(c == "message" for c, _ in d.seen) for d in room.fleet.daemons)
+
+    asyncio.run(story())
+
+
+def test_a_pc_cut_off_keeps_answering_and_loses_nothing_once_back(tmp_path):
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 4) as room:
+            await room.seat_all()
+            people = await room.start_exam()
+            await room.fleet.login(0, people[0]["admission_no"])
+            await room.fleet.begin(0)
+            await room.fleet.answer(0, 5, rate=0, subject="T01")
+            await room.fleet[0].wait_synced(10)
+
+            room.fleet.go_offline(0)
+            took = await room.wait_seats(lambda seats: not seats[0]["online"], 6)
+            assert took < 3.5, f"offline shown after {took:.1f} s"
+            status = await room.op("status")
+            assert status["session"]["counts"]["offline"] == 1
+            # the candidate keeps writing, one answer every 0.1 s, while the cable is out
+            for k in range(6, 26):
+                room.fleet[0].save_answer(people[0]["admission_no"], "T01", f"q{k:02d}", "B")
+                await asyncio.sleep(0.1)
+            room.fleet.go_online(0)
+            took = await room.wait_seats(lambda seats: seats[0]["online"], 8)
+            await room.fleet[0].wait_synced(10)
+            mine = {q for (a, q) in box_answers(room) if a == people[0]["admission_no"]}
+            assert len(mine) == 25 and {f"q{k:02d}" for k in range(6, 26)} <= mine
+            view = (await room.op("status"))["session"]["candidates"][0]
+            assert view["offline_s"] >= 1, "the offline time is there to grant back"
+
+    asyncio.run(story())
