@@ -33,11 +33,11 @@ from stu_client.platform import (
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0  # a LAN handshake takes milliseconds; this covers one lost SYN
 REQUEST_TIMEOUT_S = 10.0
 JACK_TIMEOUT_S = 15.0  # a journal frame not covered by a jack by then is sent again
 JOURNAL_BATCH = 200
-BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 5.0
+BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 2.0  # capped so a PC is back within 3 s of its cable
 
 
 __all__ = ["BoxRefused", "Bundle", "BundleError", "Daemon", "load_bundle"]
@@ -115,6 +115,7 @@ class Daemon:
         self.state = DaemonState.load(self.state_path)
         self.journal = Journal(self.state_dir / "journal.db")
         self.request_timeout = REQUEST_TIMEOUT_S
+        self.backoff_cap_s = BACKOFF_CAP_S
 
         # What tests and the simulated fleet look at.
         self.online = False
@@ -377,6 +378,7 @@ class Daemon:
             if self._stopping:
                 break
             welcomed_before = self.sessions
+            started = time.monotonic()
             try:
                 await self._session()
             except (OSError, ssl.SSLError, asyncio.IncompleteReadError, wire.WireError, _LinkError) as exc:
@@ -402,13 +404,16 @@ class Daemon:
             self._notify()
             if self._stopping or self._hold:
                 continue
-            await asyncio.sleep(min(BACKOFF_FIRST_S * 2 ** max(failures - 1, 0), BACKOFF_CAP_S))
+            # The delay counts from the attempt's start: an attempt that hung until its
+            # timeout (a pulled cable: SYNs unanswered) has waited already.
+            delay = min(BACKOFF_FIRST_S * 2 ** max(failures - 1, 0), self.backoff_cap_s)
+            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
     async def _session(self) -> None:
         bundle = self.bundle
         # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
         # races with completion, and stop() must always end the link task.
-        async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
             reader, writer = await asyncio.open_connection(
                 bundle.box_addr,
                 self.control_port,

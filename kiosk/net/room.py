@@ -363,7 +363,8 @@ class RoomNetwork:
             now = time.monotonic()
             for link in list(self.links.values()):
                 if now - link.last_seen > self.settings.offline_after_s:
-                    link.writer.close()  # its reader ends and marks the seat offline
+                    # abort, not close: a TLS close waits for the silent peer up to 30 s
+                    link.writer.transport.abort()  # its reader ends and marks the seat offline
                 else:
                     link.send({"t": wire.HEARTBEAT, "box_time": self.service.now()})
 

@@ -15,8 +15,11 @@ HOSTS = ("box", "pc1", "pc2", "pc3", "pc4", "pc5")
 
 
 @pytest.fixture
-def room(record_property: Callable[[str, Any], None]) -> Iterator[Room]:
-    with open_room(HOSTS) as r:
+def room(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> Iterator[Room]:
+    """All six hosts, each with its own host name unless the test asks otherwise
+    (`@pytest.mark.parametrize("room", [{"pc1": "KS-PC", ...}], indirect=True)`)."""
+    hostnames: dict[str, str] | None = getattr(request, "param", None)
+    with open_room(HOSTS, hostnames=hostnames) as r:
         record_property("network", r.mode)
         record_property("network_note", r.note)
         print(f"room network: {r.note}")
