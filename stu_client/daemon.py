@@ -184,7 +184,7 @@ class Daemon:
     # -- observing ---------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
-        """`listener(event, data)` for "lock", "command", "online", "offline": how the lock
+        """`listener(event, data)` for "lock", "command", "online", "offline", "acked": how the lock
         overlay, the answer app's bridge and the simulated candidates learn of changes."""
         self._listeners.append(listener)
 
@@ -568,6 +568,7 @@ class Daemon:
             self.refused.extend(r for r in refused if isinstance(r, dict))
         self.journal.mark_acked(upto)
         link.jack.set()
+        self._emit("acked", {"upto": upto})
         self._notify()
 
     async def _on_command(self, link: _Link, msg: dict[str, Any]) -> None:
