@@ -27,6 +27,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from kiosk.demo import run_demo
 
+    logging.getLogger().setLevel(logging.WARNING)  # the demo prints the room itself
     return run_demo(home=ns.home, seats=ns.seats, speed=ns.speed, hold=ns.hold)
 
 

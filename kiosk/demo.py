@@ -8,8 +8,8 @@ While it runs, `kiosk ctl --home <home> status` works against it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,11 +23,12 @@ from kiosk.common.packages import dump, read_exam_package
 from kiosk.core import codes
 from kiosk.core.errors import Refused
 from kiosk.net.admin import start_admin
-from kiosk.services.bootstrap import build
+from kiosk.net.room import RoomNetwork
+from kiosk.services.bootstrap import box_identity, build
 from kiosk.services.incidents import EVENT_ZH
 from kiosk.services.ports import Ports
-from kiosk.services.simulated import SimulatedSeats
 from kiosk.site.mock import build_default_exam, write_mock_exam
+from stu_client.sim import SimFleet
 
 ROOM = "1999999001"
 QUIET = {
@@ -43,6 +44,7 @@ QUIET = {
 }
 OFFICER_ZH = {
     "config_saved": "参数配置已保存",
+    "client_bundle_written": "考试机客户端目录已生成",
     "seats_scanned": "扫描机位完成",
     "envcheck_done": "环境检测完成",
     "exam_loaded": "考务数据已载入",
@@ -71,12 +73,21 @@ class Demo:
         self.speed = speed
         self.out = out
         self.rng = random.Random(7)
-        start = time.time()
-        self.clock = ManualClock(start - start % 60)
-        self.fleet = SimulatedSeats(seats)
-        self.settings = settings_mod.load(home=str(home))
+        # The box clock starts at the wall clock (the PCs' clocks are checked against it)
+        # and then runs `speed` times faster.
+        self.clock = ManualClock(time.time())
+        self.seats = seats
+        self.fleet: Any = None
+        self.settings = settings_mod.load(
+            home=str(home),
+            control_host="127.0.0.1",
+            control_port=_free_port(),
+            scan_port=_free_port(socket.SOCK_DGRAM),
+            scan_broadcast="127.255.255.255",
+        )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
         self.service: Any = None
+        self.network: RoomNetwork | None = None
         self.exam: Any = None
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -115,9 +126,11 @@ class Demo:
         return codes.issue_code(self.exam.site_secret, purpose, ROOM, 1, challenge, amount, self.clock.now())
 
     async def run(self) -> None:
-        svc = self.service = await self.call(build, self.settings, Ports(seats=self.fleet), self.clock)
+        identity = await self.call(box_identity, self.settings)
+        self.network = RoomNetwork(self.settings, identity, self.executor)
+        svc = self.service = await self.call(build, self.settings, Ports(seats=self.network), self.clock)
         svc.subscribe(self.on_event)
-        await self.call(self.fleet.attach, svc)
+        await self.network.start(svc)
         self.runner = await start_admin(svc, self.home, "127.0.0.1", 0, self.executor)
         self.out(f"演示考场数据目录：{self.home}\n查看状态：kiosk ctl --home {self.home} status")
         await self.before_exam()
@@ -128,12 +141,18 @@ class Demo:
         svc = self.service
         first_start = self.clock.now() + 40 * 60
         mock = build_default_exam(
-            room_code=ROOM, first_start=first_start, candidates_per_session=len(self.fleet.pcs), mock=False
+            room_code=ROOM, first_start=first_start, candidates_per_session=self.seats, mock=False
         )
         self.exam = read_exam_package(dump(mock.package))
         self.files = await self.call(write_mock_exam, mock, self.home / "usb")
         await self.call(svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1")
+        await self.call(svc.client_bundle, str(self.home / "bundle"))
+        # The exam PCs: real daemons with their own keys and journals, on 127.0.10.x.
+        self.fleet = SimFleet(self.home / "bundle", self.home / "pcs", self.seats)
+        await self.fleet.start()
         await self.call(svc.seats_scan, "ip")
+        await self.fleet.wait_all_online(30)
+        self.out(f"考试机：{self.seats} 台已扫描入座并在线（TLS 1.3 双向证书）")
         await self.call(svc.envcheck)
         await self.call(svc.exam_import, str(self.files["exam-package.json"]))
         seal = await self.call(svc.seal_check)
@@ -148,41 +167,26 @@ class Demo:
         await self.call(svc.allow_login)
         status = await self.call(svc.status)
         people = status["session"]["candidates"]
-        ips = [s["ip"] for s in status["seats"]]
         present = people[:-2]  # two candidates never come
-        waiting = list(zip(present, ips, strict=False))
+        # candidate i sits at PC i; the candidates act through their PC's daemon
+        self.where = {c["admission_no"]: i for i, c in enumerate(present)}
+        waiting = list(self.where.items())
+        fleet = self.fleet
 
         async def arrive() -> None:
             for _ in range(min(len(waiting), 8)):
-                c, ip = waiting.pop(0)
-                await self.call(svc.candidate_login, c["admission_no"], ip)
+                no, i = waiting.pop(0)
+                await fleet.login(i, no)
 
         await self.advance(8 * 60, arrive)
         await self.call(svc.allow_start)
         await self.advance(21 * 60)
-        for c, ip in zip(present, ips, strict=False):
-            await self.call(svc.candidate_begin, c["admission_no"], ip)
-        self.seq = dict.fromkeys((c["admission_no"] for c in present), 0)
-        self.where = {c["admission_no"]: ip for c, ip in zip(present, ips, strict=False)}
+        await asyncio.gather(*(fleet.begin(i) for i in self.where.values()))
 
         async def answer() -> None:
             for no in self.rng.sample(list(self.where), k=min(12, len(self.where))):
-                self.seq[no] += 1
-                q = f"q{self.rng.randint(1, 45):02d}"
-                with contextlib.suppress(Refused):  # a candidate being moved between PCs
-                    await self.call(
-                        svc.save_answers,
-                        no,
-                        self.where[no],
-                        [
-                            {
-                                "subject": "T01",
-                                "question": q,
-                                "value": self.rng.choice("ABCD"),
-                                "seq": self.seq[no],
-                            }
-                        ],
-                    )
+                question = f"q{self.rng.randint(1, 45):02d}"
+                fleet[self.where[no]].save_answer(no, "T01", question, self.rng.choice("ABCD"))
 
         await self.advance(10 * 60, answer)
         first, second, third = (
@@ -195,11 +199,12 @@ class Demo:
         await self.call(svc.extra_time, second, 300, "鼠标故障，更换耽误作答时间")
         await self.advance(5 * 60, answer)
         situation = (await self.call(svc.situation_types))[0]
+        await fleet[self.where[third]].wait_synced(10)
         await self.call(
             svc.resume, [third], situation, "考试机死机，更换到备用机", "张三", confirm_online=True
         )
-        spare = ips[-1]
-        await self.call(svc.candidate_login, third, spare)
+        spare = len(fleet.daemons) - 1  # the last PC has nobody on it
+        await fleet.login(spare, third)
         self.where[third] = spare
         await self.advance(11 * 60, answer)
         await self.call(svc.absent, [c["admission_no"] for c in people[-2:]], confirm=True)
@@ -207,7 +212,7 @@ class Demo:
 
         async def submit() -> None:
             for no in self.rng.sample(list(self.where), k=min(6, len(self.where))):
-                await self.call(svc.candidate_submit, no, self.where.pop(no))
+                await fleet.submit(self.where.pop(no))
 
         while self.where:
             await self.advance(60, submit)
@@ -232,9 +237,19 @@ class Demo:
         )
 
     async def close(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
+        if self.network is not None:
+            await self.network.stop()
         if getattr(self, "runner", None) is not None:
             await self.runner.cleanup()
         self.executor.shutdown(wait=True)
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_demo(home: str | None = None, seats: int = 40, speed: float = 60.0, hold: bool = False) -> int:

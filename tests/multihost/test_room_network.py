@@ -9,6 +9,7 @@
    without the box's link internals: the daemon's own tests cover it.)
 3. A pulled cable: the seat goes offline, the candidate keeps answering on the PC, the
    seat comes back and every answer reaches the box.
+4. (xfail, a product bug) Two PCs with one host name: both should come online.
 
 Processes that must run inside a namespace with Python of their own (the candidate's
 PC, the probes) are functions of this module run with `python -c`."""
@@ -22,13 +23,14 @@ import json
 import os
 import re
 import selectors
+import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,6 @@ CTL_TIMEOUT_S = 60.0
 # checked once a heartbeat (1 s): counted from the cut that is up to 4 s (docs/network.md).
 OFFLINE_WITHIN_S = 3.0 + 1.0
 ONLINE_AGAIN_WITHIN_S = 3.0
-STATUS_DEADLINE_S = 6.0  # how long the seat's flag is polled for each of the two
 # The issue asks for a 60 s cut; the whole file stays under ~2 minutes with it.
 CUT_S = 60.0
 ANSWER_EVERY_S = 0.25
@@ -289,9 +290,10 @@ def run_here(entry: str, *args: str) -> list[str]:
 
 
 @dataclass
-class CandidatePC(PC):
-    """pc1 with a candidate at it: a Daemon in a Python process of its own (pc_driver),
-    asked over JSON lines to log in, answer, and report what the box acknowledged."""
+class DrivenPC(PC):
+    """A Daemon in a Python process of its own (pc_driver) whose probe reports a healthy
+    PC, asked over JSON lines to log a candidate in, answer, and report what the box
+    acknowledged."""
 
     lines: Lines = field(init=False)
 
@@ -305,16 +307,16 @@ class CandidatePC(PC):
         self.lines.ask({"op": "online"})
 
 
-def start_candidate_pc(room: Room, host: str, bundle: Path, state: Path) -> CandidatePC:
+def start_driven_pc(room: Room, host: str, bundle: Path, state: Path) -> DrivenPC:
     log = state.with_name(f"{state.name}.log")
     argv = run_here("pc_driver", "--bundle", str(bundle), "--state", str(state))
-    argv += [a for a in room.daemon_args(host)]
+    argv += room.daemon_args(host)
     with open(log, "ab") as err:
         proc = room.run(
             host, argv, env=engine_env(), cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
         )
-    pc = CandidatePC(room, host, bundle, state, log, proc)
-    started = pc.lines.receive(START_DEADLINE_S, f"the candidate's daemon on {host}")
+    pc = DrivenPC(room, host, bundle, state, log, proc)
+    started = pc.lines.receive(START_DEADLINE_S, f"the driven daemon on {host}")
     assert started["event"] == "started", started
     return pc
 
@@ -347,6 +349,9 @@ def pc_driver(argv: list[str]) -> None:
         daemon = Daemon(Path(ns.bundle), Path(ns.state), bind_ip=ns.bind_ip, platform=RecordingBackend())
         await daemon.start()
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
+        loop.add_signal_handler(signal.SIGTERM, me.cancel)  # the room's teardown: stop cleanly
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         emit({"event": "started", "fingerprint": daemon.fingerprint})
@@ -423,7 +428,8 @@ def pc_driver(argv: list[str]) -> None:
                 answering.cancel()
             await daemon.stop()
 
-    asyncio.run(main())
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(main())
 
 
 def scan_probe(argv: list[str]) -> None:
@@ -463,7 +469,7 @@ def scan_probe(argv: list[str]) -> None:
 def tls_probe(argv: list[str]) -> None:
     """Open the daemon's link by hand: this PC's key, the box certificate given; say
     how it ended: verify_failed (the PC refused the box), refused (the box refused the
-    PC), welcomed."""
+    PC), answered (a frame came back)."""
     p = argparse.ArgumentParser()
     p.add_argument("--state", required=True)
     p.add_argument("--box-cert", required=True)
@@ -475,7 +481,7 @@ def tls_probe(argv: list[str]) -> None:
     me = Identity((state / "pc.key").read_bytes(), (state / "pc.crt").read_bytes())
     ctx = client_context(me, Path(ns.box_cert).read_bytes())
     source = (ns.bind_ip, 0) if ns.bind_ip else None
-    outcome = "welcomed"
+    outcome = "answered"
     with socket.create_connection((ns.box, ns.port), timeout=5, source_address=source) as raw:
         try:
             with ctx.wrap_socket(raw) as tls:
@@ -520,7 +526,7 @@ def mock_exam(folder: Path, start: float, candidates: int, **policy: int) -> dic
 # == the stories ===========================================================================
 
 
-def seat_all(box: Box, pcs: dict[str, PC], online_within_s: float = ONLINE_DEADLINE_S) -> dict[str, Any]:
+def seat_all(box: Box, pcs: Mapping[str, PC], online_within_s: float = ONLINE_DEADLINE_S) -> dict[str, Any]:
     """Scan, check that exactly these PCs were seated with their addresses and keys, in
     address order, then wait for their links."""
     scan = box.ok("seats-scan")
@@ -604,9 +610,13 @@ def test_foreign_unseated_and_forged_peers_are_refused(room: Room, box: Box, tmp
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)["outcome"]
 
-    assert probe(tmp_path / "foreign-bundle" / "box.crt").startswith("verify_failed"), "pc5 refuses the box"
+    pinned_foreign = probe(tmp_path / "foreign-bundle" / "box.crt")
+    print(f"pc5 with the foreign box certificate: {pinned_foreign}")
+    assert pinned_foreign.startswith("verify_failed"), "pc5 refuses the box"
     # Even holding the genuine certificate, pc5's key was never seated: the box refuses it.
-    assert probe(bundle / "box.crt").startswith("refused"), "the box refuses pc5"
+    pinned_genuine = probe(bundle / "box.crt")
+    print(f"pc5 with the genuine box certificate: {pinned_genuine}")
+    assert pinned_genuine.startswith("refused"), "the box refuses pc5"
     assert stranger.ip not in box.seats() and stranger.proc.poll() is None
 
     # A scan signed with a key no PC pins gets no answer. The same probe, sent from the
@@ -656,11 +666,13 @@ def test_foreign_unseated_and_forged_peers_are_refused(room: Room, box: Box, tmp
 def test_a_pulled_cable_loses_no_answer(
     room: Room, box: Box, tmp_path: Path, record_property: Callable[[str, Any], None]
 ) -> None:
+    # Every PC runs a driven daemon whose probe reports a healthy PC: the seal check needs
+    # every PC to pass the environment check, and the CLI daemon's real probe fails the
+    # screen check on this headless machine. pc1's driver also plays the candidate.
     bundle = box.client_bundle(tmp_path / "bundle")
-    pc1 = start_candidate_pc(room, "pc1", bundle, tmp_path / "pc1")
-    room.fallback_cable("pc1", pc1.go_offline, pc1.go_online)
-    pcs: dict[str, PC] = {"pc1": pc1}
-    pcs.update({h: start_candidate_pc(room, h, bundle, tmp_path / h) for h in PCS[1:]})
+    pcs = {h: start_driven_pc(room, h, bundle, tmp_path / h) for h in PCS}
+    pc1 = pcs["pc1"]
+    room.fallback_cable("pc1", pc1.go_offline, pc1.go_online)  # loopback only
     seat_all(box, pcs)
 
     # The exam: session 1 began a minute ago; no countdown, no waiting to submit.
