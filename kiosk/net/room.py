@@ -198,6 +198,8 @@ class RoomNetwork:
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        # 150 replies of ~1 KiB arrive at once: room for all of them while the loop is busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.bind(("0.0.0.0", 0))
         transport, _ = await self.loop.create_datagram_endpoint(
             lambda: _ScanCollector(nonce, on_reply), sock=sock
