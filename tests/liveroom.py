@@ -95,7 +95,11 @@ class LiveRoom:
         )
         exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
         files = write_mock_exam(exam, self.folder / "usb")
-        await self.op("envcheck")
+        env = await self.op("envcheck")
+        for _ in range(3):  # as an officer would: re-test the PCs that a loaded test machine slowed
+            if not env["failed"]:
+                break
+            env = await self.op("envcheck", retest_failed=True)
         await self.op("exam_import", str(files["exam-package.json"]))
         seal = await self.op("seal_check")
         assert seal["passed"], json.dumps(seal, ensure_ascii=False)

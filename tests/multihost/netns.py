@@ -82,6 +82,14 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def _exited(pid: int) -> bool:
+    """Has our child `pid` exited? Without reaping it (its process group stays ours)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 class Room:
     """What both kinds of room offer; see NetRoom and LoopbackRoom."""
 
@@ -167,19 +175,19 @@ class Room:
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def stop(self, proc: subprocess.Popen[Any], grace_s: float = STOP_GRACE_S) -> int:
-        """SIGTERM (to its process group), then SIGKILL after `grace_s`; closes its pipes.
-        Returns the exit code."""
-        if proc.poll() is None and grace_s > 0:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(grace_s)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
+        """SIGTERM to its process group, SIGKILL to what is left after `grace_s`; closes
+        its pipes. Returns the exit code.
+
+        The group is signalled only while its leader is not yet reaped, so the group id
+        is still this process's and cannot have been reused."""
+        if proc.returncode is None:
+            if grace_s > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                _wait_quiet(lambda: _exited(proc.pid), grace_s)
+            with contextlib.suppress(ProcessLookupError):  # the leader if stuck, and stragglers
                 os.killpg(proc.pid, signal.SIGKILL)
         code = proc.wait(STOP_GRACE_S)
-        with contextlib.suppress(ProcessLookupError):  # stragglers of its group
-            os.killpg(proc.pid, signal.SIGKILL)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):

@@ -580,7 +580,7 @@ def test_two_pcs_with_one_host_name_both_come_online(room: Room, box: Box, tmp_p
     bundle = box.client_bundle(tmp_path / "bundle")
     pcs = {h: start_daemon(room, h, bundle, tmp_path / h) for h in ("pc1", "pc2")}
     assert {room.hostname(h) for h in pcs} == {"KS-PC"} or not room.unshare
-    seat_all(box, pcs, online_within_s=8.0)
+    seat_all(box, pcs, online_within_s=6.0)
 
 
 def test_foreign_unseated_and_forged_peers_are_refused(room: Room, box: Box, tmp_path: Path) -> None:
