@@ -90,6 +90,10 @@ def make_identity(common_name: str, now: datetime.datetime | None = None) -> Ide
         .not_valid_before(start)
         .not_valid_after(start + datetime.timedelta(days=365 * 20))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # Key identifiers: many PCs cloned from one image share a host name, and without
+        # them OpenSSL takes the first certificate of that name as every other's issuer.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return Identity(

@@ -101,6 +101,7 @@ class RoomNetwork:
         self.server: asyncio.Server | None = None
         self.journal_queue: asyncio.Queue[tuple[Link, list[dict[str, Any]]]] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
+        self.handlers: set[asyncio.Task[Any]] = set()  # one per connection
         self.ctx = server_context(identity, [p.read_bytes() for p in sorted(self.pcs_dir.glob("*.crt"))])
 
     # -- life --------------------------------------------------------------------------
@@ -108,6 +109,7 @@ class RoomNetwork:
     async def start(self, service: Any) -> None:
         self.service = service
         self.loop = asyncio.get_running_loop()
+        await self.call(service.reset_links)  # nothing is connected to a box that just started
         self.server = await asyncio.start_server(
             self._serve,
             self.settings.control_host,
@@ -124,6 +126,7 @@ class RoomNetwork:
         return self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop serving; every link's handler has marked its seat offline when this returns."""
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -132,7 +135,9 @@ class RoomNetwork:
         if self.server is not None:
             self.server.close()
         for link in list(self.links.values()):
-            link.writer.close()
+            link.writer.transport.abort()
+        if self.handlers:
+            await asyncio.wait(self.handlers, timeout=10)
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -300,6 +305,10 @@ class RoomNetwork:
     # -- the link ------------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
+            task.add_done_callback(self.handlers.discard)
         ip = writer.get_extra_info("peername")[0]
         fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
         link: Link | None = None

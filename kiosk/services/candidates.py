@@ -253,6 +253,12 @@ class CandidateLink(Incidents):
 
     # -- the room network's side --------------------------------------------------------
 
+    def reset_links(self) -> None:
+        """At start-up no exam PC is connected yet: every seat still marked online goes
+        offline (a box restart counts as offline time for the candidates on them)."""
+        for seat in Seat.select().where(Seat.online):
+            self.seat_link(seat.ip, False)
+
     def pc_welcome(self, ip: str, fingerprint: str) -> dict[str, Any] | None:
         """The state a connecting exam PC must hold, or None when it is not a seated PC
         (unknown IP, or a key other than the one recorded when it was seated)."""

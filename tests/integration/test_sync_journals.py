@@ -77,3 +77,12 @@ def test_the_pc_welcome_names_the_seat_and_its_lock_only_for_the_seated_key(star
     room.lock([c["admission_no"]])
     welcome = room.pc_welcome(c["ip"], seat.fingerprint)
     assert welcome["seat"] == c["seat"] and welcome["locked"] and welcome["admission_no"] == c["admission_no"]
+
+
+def test_a_box_that_starts_again_marks_every_seat_offline(started):
+    room = started
+    c = candidates(room)[6]
+    assert room.seat_by_ip(c["ip"]).online
+    room.reset_links()
+    assert not any(s["online"] for s in room.seats())
+    assert not room.candidate_dict(room.get_candidate(c["admission_no"]))["online"]

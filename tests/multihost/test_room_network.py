@@ -9,7 +9,7 @@
    without the box's link internals: the daemon's own tests cover it.)
 3. A pulled cable: the seat goes offline, the candidate keeps answering on the PC, the
    seat comes back and every answer reaches the box.
-4. (xfail, a product bug) Two PCs with one host name: both should come online.
+4. Two PCs with one host name (cloned from one image) both come online.
 
 Processes that must run inside a namespace with Python of their own (the candidate's
 PC, the probes) are functions of this module run with `python -c`."""
@@ -54,8 +54,9 @@ ONLINE_DEADLINE_S = 15.0
 CTL_TIMEOUT_S = 60.0
 # The issue: a pulled cable shows as offline within 3 s and the seat is back online within
 # 3 s of the cable returning. The box marks a seat offline after 3 s without a frame,
-# checked once a heartbeat (1 s): counted from the cut that is up to 4 s (docs/network.md).
-OFFLINE_WITHIN_S = 3.0 + 1.0
+# checked once a heartbeat (1 s) (docs/network.md): counted from the cut, that is 2 to 4 s
+# (measured 3.4-4.0 s), plus the check's own work and this test's 20 ms poll.
+OFFLINE_WITHIN_S = 3.0 + 1.0 + 0.5
 ONLINE_AGAIN_WITHIN_S = 3.0
 # The issue asks for a 60 s cut; the whole file stays under ~2 minutes with it.
 CUT_S = 60.0
@@ -567,13 +568,6 @@ def test_the_scan_seats_four_exam_pcs_and_their_links_come_up(room: Room, box: B
         assert pc.proc.poll() is None, pc.log_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="product bug: PC certificates are self-signed with subject CN=<host name> and no key "
-    "identifiers; the box's trust store then finds the first certificate of that name as the "
-    "issuer of every other, so only one of several PCs with one host name can link",
-)
 @pytest.mark.parametrize("room", [{"pc1": "KS-PC", "pc2": "KS-PC"}], indirect=True, ids=["one-host-name"])
 def test_two_pcs_with_one_host_name_both_come_online(room: Room, box: Box, tmp_path: Path) -> None:
     """Exam PCs installed from one disk image often keep the image's host name."""
@@ -749,7 +743,7 @@ def test_a_pulled_cable_loses_no_answer(
         problems.append(
             f"online again {online_after:.2f} s after the cable is back (> {ONLINE_AGAIN_WITHIN_S:g} s)"
         )
-    if offline_s < CUT_S - OFFLINE_WITHIN_S:
+    if offline_s < CUT_S - OFFLINE_WITHIN_S - 1:  # the box counts whole seconds
         problems.append(f"the box recorded {offline_s} s offline for a {CUT_S:g} s cut")
     assert not problems, "; ".join(problems)
 
