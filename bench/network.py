@@ -97,9 +97,10 @@ def ms(seconds: float | None) -> float | None:
 
 
 def spread(values: list[float]) -> dict[str, Any]:
-    """Count, p50, p99 and max in milliseconds."""
+    """Count, min, p50, p99 and max in milliseconds."""
     return {
         "n": len(values),
+        "min_ms": ms(min(values) if values else None),
         "p50_ms": ms(pct(values, 50)),
         "p99_ms": ms(pct(values, 99)),
         "max_ms": ms(max(values) if values else None),
@@ -184,10 +185,13 @@ class Box:
 class Watch:
     """A process's CPU over a phase and its RSS, sampled by a thread every 0.2 s."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, limit_mb: float | None = None) -> None:
         self.proc = psutil.Process(pid)
+        self.limit = limit_mb * MB if limit_mb else None
+        self.exceeded = ""
         self.peak_rss = 0
         self.phase_peak_rss = 0
+        self.mark_peak_rss = 0
         self._phase: tuple[float, Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {pid}", daemon=True)
@@ -202,6 +206,21 @@ class Watch:
             rss = self.proc.memory_info().rss
             self.peak_rss = max(self.peak_rss, rss)
             self.phase_peak_rss = max(self.phase_peak_rss, rss)
+            self.mark_peak_rss = max(self.mark_peak_rss, rss)
+            if self.limit and rss > self.limit and not self.exceeded:
+                # A runaway box must not take the (shared) machine down with it.
+                self.exceeded = f"box RSS {rss / MB:.0f} MB passed the --max-box-rss-mb guard: stopped"
+                self.proc.send_signal(signal.SIGTERM)
+
+    def mark(self) -> dict[str, float]:
+        """RSS now and its peak since the last mark, in MB."""
+        self._sample()
+        try:
+            rss = self.proc.memory_info().rss
+        except psutil.Error:
+            rss = 0
+        peak, self.mark_peak_rss = self.mark_peak_rss, rss
+        return {"rss_mb": round(rss / MB, 1), "peak_mb": round(peak / MB, 1)}
 
     def begin(self) -> None:
         self._sample()
@@ -242,6 +261,11 @@ async def loop_lag(until: float, every: float = 0.05) -> dict[str, Any]:
 # -- the bench -------------------------------------------------------------------------
 
 
+class Aborted(Exception):
+    """The room cannot go on (PCs do not come back, the box ran away): report what was
+    measured up to here."""
+
+
 @dataclass
 class LoadPhase:
     """One sustained-answer run: what was saved, acknowledged and how long it took."""
@@ -250,6 +274,7 @@ class LoadPhase:
     window: tuple[float, float] = (0.0, 0.0)
     saved: int = 0
     acked_in_window: int = 0
+    jacks_in_window: int = 0  # journal frames acknowledged
     latencies: list[float] = field(default_factory=list)
 
 
@@ -269,6 +294,7 @@ class Bench:
         self.offline_events = 0
         self.pending: list[deque[tuple[int, float, LoadPhase]]] = []
         self.seated: list[int] = []  # fleet indexes of the PCs the box seated
+        self.current: LoadPhase | None = None
 
     def note(self, text: str) -> None:
         self.results["notes"].append(text)
@@ -280,6 +306,8 @@ class Bench:
         t = now()
         if event == "acked":
             upto = data.get("upto", 0)
+            if self.current is not None and self.current.window[0] <= t <= self.current.window[1]:
+                self.current.jacks_in_window += 1
             queue = self.pending[i]
             while queue and queue[0][0] <= upto:
                 _, saved_at, phase = queue.popleft()
@@ -302,7 +330,7 @@ class Bench:
         raise_fd_limit()  # the box inherits it: one link per PC
         t = now()
         self.box.start()
-        self.box_watch = Watch(self.box.pid)
+        self.box_watch = Watch(self.box.pid, args.max_box_rss_mb)
         print(f"box: pid {self.box.pid}, home {self.box.home}", flush=True)
         await self.box.op("config", room_code=ROOM, answer_dir=str(self.root / "answers"), box_ip="127.0.0.1")
         await self.box.op("client-bundle", dest=str(self.root / "bundle"))
@@ -314,18 +342,57 @@ class Bench:
         self.results["setup_s"] = round(now() - t, 2)
         print(f"fleet: {args.pcs} daemons started in {now() - t:.1f} s", flush=True)
 
+        self.mark("setup")
         await self.seat()
+        self.mark("seating")
         writers = await self.start_exam()
         await self.login(writers)
+        self.mark("wizard_and_login")
+        await self.idle(writers)
         await self.commands(writers)
-        await self.sustained("sync", writers, args.rate, args.seconds)
+        self.mark("commands")
+        # One answer per second first (the latency figure, on a quiet room), then the rate.
         if args.rate != 1:
             await self.sustained("sync_rate1", writers, 1.0, args.latency_seconds or args.seconds)
-        assert self.box_watch is not None
-        self.results["box_rss_peak_mb"] = round(self.box_watch.peak_rss / MB, 1)
+            self.mark("sync_rate1")
+        await self.sustained("sync", writers, args.rate, args.seconds)
+        self.mark("sync")
+        return self.results
+
+    def finish(self) -> None:
+        """The run's totals, also after an aborted one."""
+        if self.box_watch is not None:
+            self.results["box_rss_peak_mb"] = round(self.box_watch.peak_rss / MB, 1)
+            if self.box_watch.exceeded:
+                self.note(self.box_watch.exceeded)
         self.results["fleet_rss_peak_mb"] = round(self.self_watch.peak_rss / MB, 1)
         self.results["offline_events"] = self.offline_events
-        return self.results
+        try:
+            lines = self.box.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        self.results["engine_log"] = {
+            "links_closed": sum(" closed: " in ln for ln in lines),
+            "links_refused": sum("refused link" in ln for ln in lines),
+            "errors": sum(" ERROR " in ln for ln in lines),
+        }
+
+    def mark(self, phase: str) -> None:
+        """Both processes' memory at the end of a phase (and its peak during it)."""
+        assert self.box_watch is not None
+        memory = self.results.setdefault("memory_by_phase", {})
+        memory[phase] = {"box": self.box_watch.mark(), "fleet_process": self.self_watch.mark()}
+
+    async def settle(self, writers: list[tuple[int, str]], seconds: float = 2.0) -> None:
+        """Before a load phase: every writer's PC online again, then a quiet moment."""
+        assert self.fleet is not None
+        fleet = self.fleet
+        try:
+            await asyncio.gather(*(fleet[i].wait_online(60) for i, _ in writers))
+        except TimeoutError as exc:
+            offline = sum(not fleet[i].online for i, _ in writers)
+            raise Aborted(f"{offline} writers' PCs still offline 60 s after the previous phase") from exc
+        await asyncio.sleep(seconds)
 
     async def seat(self) -> None:
         """Scan (the product's default 2 s window), then until every seated daemon is
@@ -357,7 +424,10 @@ class Bench:
         try:
             await asyncio.gather(*(fleet[i].wait_online(60) for i in self.seated))
         except TimeoutError:
-            self.note(f"only {sum(d.online for d in fleet.daemons)} of {len(self.seated)} seated PCs online")
+            self.note(
+                f"only {sum(d.online for d in fleet.daemons)} of {len(self.seated)} seated PCs online "
+                f"60 s after they were seated"
+            )
         online = [self.online_at[i] - t0 for i in self.seated if i in self.online_at]
         self.results["seating"] = {
             "first_scan": first,
@@ -368,6 +438,8 @@ class Bench:
             "online_p50_s": round(pct(online, 50) or 0, 3),
         }
         print(f"seated: {self.results['seating']}", flush=True)
+        if len(online) < len(self.seated):
+            raise Aborted("not every seated PC came online")
 
     async def start_exam(self) -> list[tuple[int, str]]:
         """The wizard and session start through the admin API; (PC, admission number)
@@ -434,6 +506,18 @@ class Bench:
             raise RuntimeError("candidates could not log in")
         print(f"{len(writers)} candidates logged in and writing in {now() - t:.1f} s", flush=True)
 
+    async def idle(self, writers: list[tuple[int, str]], seconds: float = 5.0) -> None:
+        """The box's CPU with every PC linked and nothing happening (heartbeats, ticks):
+        the baseline under the other figures."""
+        assert self.box_watch is not None
+        await self.settle(writers, 1.0)
+        print(f"idle: {seconds:g} s", flush=True)
+        self.box_watch.begin()
+        self.self_watch.begin()
+        await asyncio.sleep(seconds)
+        self.results["idle"] = {"box": self.box_watch.end(), "fleet_process": self.self_watch.end()}
+        print(f"idle: {self.results['idle']}", flush=True)
+
     async def commands(self, writers: list[tuple[int, str]]) -> None:
         """Lock / unlock rounds: per-PC latency and the API call's duration."""
         assert self.fleet is not None
@@ -471,13 +555,16 @@ class Bench:
         """Every candidate saves `rate` answers per second for `seconds`."""
         assert self.fleet is not None and self.box_watch is not None
         fleet = self.fleet
+        await self.settle(writers)
         phase = LoadPhase()
         rng = random.Random(name)
         period = 1.0 / rate
         start = now() + 0.5
         end = start + seconds
         phase.window = (start, end)
+        self.current = phase
         offline_before = self.offline_events
+        print(f"{name}: {len(writers)} writers x {rate:g}/s for {seconds:g} s", flush=True)
 
         async def candidate(i: int, no: str) -> None:
             d, queue = fleet[i], self.pending[i]
@@ -527,6 +614,15 @@ class Bench:
             "target_saves_per_s": round(rate * len(writers), 1),
             "saved_per_s": round(phase.saved / seconds, 1),
             "acked_per_s": round(phase.acked_in_window / seconds, 1),
+            "frames_acked_per_s": round(phase.jacks_in_window / seconds, 1),
+            "answers_per_frame": round(phase.acked_in_window / phase.jacks_in_window, 2)
+            if phase.jacks_in_window
+            else None,
+            "box_cpu_ms_per_acked_answer": round(
+                10 * box["cpu_time_over_wall_percent"] * box["wall_s"] / phase.acked_in_window, 3
+            )
+            if phase.acked_in_window and box["cpu_time_over_wall_percent"] is not None
+            else None,
             "save_to_ack": spread(phase.latencies),
             "drain_s": round(now() - drain_t, 2),
             "unacked_after_drain": left if not drained else 0,
@@ -534,6 +630,15 @@ class Bench:
             "box": box,
             "fleet_process": me,
         }
+        lag_p99 = me["loop_lag"]["p99_ms"] or 0
+        offline = self.offline_events - offline_before
+        if lag_p99 > 250 or offline:
+            self.results[name]["fleet_bound"] = True
+            self.note(
+                f"{name}: the fleet process could not keep up (its loop lag p99 {lag_p99:.0f} ms, "
+                f"CPU {me['cpu_percent']}%, {offline} links dropped): these figures include the "
+                "simulator's own delay"
+            )
         print(f"{name}: {self.results[name]}", flush=True)
 
     async def close(self) -> None:
@@ -586,7 +691,8 @@ def table(r: dict[str, Any]) -> str:
     rows.append(
         (
             f"lock latency per PC ({cmd.get('pcs')} PCs x {cmd.get('rounds')})",
-            f"p50 {lock.get('p50_ms')} / p99 {lock.get('p99_ms')} / max {lock.get('max_ms')} ms",
+            f"first {lock.get('min_ms')} / p50 {lock.get('p50_ms')} / p99 {lock.get('p99_ms')} / "
+            f"max {lock.get('max_ms')} ms",
             f"p99 < {cmd_target:.0f} ms",
             verdict(lock.get("p99_ms"), cmd_target),
         )
@@ -595,7 +701,7 @@ def table(r: dict[str, Any]) -> str:
     rows.append(
         (
             "unlock latency per PC",
-            f"p50 {unlock.get('p50_ms')} / p99 {unlock.get('p99_ms')} ms",
+            f"first {unlock.get('min_ms')} / p50 {unlock.get('p50_ms')} / p99 {unlock.get('p99_ms')} ms",
             "",
             "",
         )
@@ -609,7 +715,17 @@ def table(r: dict[str, Any]) -> str:
             "",
         )
     )
-    for key in ("sync", "sync_rate1"):
+    idle = r.get("idle")
+    if idle:
+        rows.append(
+            (
+                "box CPU, all linked, idle",
+                f"{idle['box']['cpu_percent']}%; fleet process {idle['fleet_process']['cpu_percent']}%",
+                "",
+                "",
+            )
+        )
+    for key in ("sync_rate1", "sync"):
         s = r.get(key)
         if not s:
             continue
@@ -617,7 +733,8 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             (
                 f"acked answers/s ({label})",
-                f"{s['acked_per_s']} (saved {s['saved_per_s']}/s of {s['target_saves_per_s']})",
+                f"{s['acked_per_s']} (saved {s['saved_per_s']}/s of {s['target_saves_per_s']}; "
+                f"{s['frames_acked_per_s']} frames/s, {s['answers_per_frame']} answers/frame)",
                 f">= {TARGET_ACKED_PER_S:.0f}/s (1000 x 5/s)",
                 verdict(s["acked_per_s"], TARGET_ACKED_PER_S, below=False)
                 if s["target_saves_per_s"] >= TARGET_ACKED_PER_S
@@ -637,7 +754,8 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             (
                 f"box CPU ({label})",
-                f"{box['cpu_percent']}% (cpu_times/wall {box['cpu_time_over_wall_percent']}%); "
+                f"{box['cpu_percent']}% (cpu_times/wall {box['cpu_time_over_wall_percent']}%, "
+                f"{s['box_cpu_ms_per_acked_answer']} ms per acked answer); "
                 f"fleet process {me['cpu_percent']}%, its loop lag p99 {me['loop_lag']['p99_ms']} ms",
                 "",
                 "",
@@ -656,6 +774,9 @@ def table(r: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     lines += [f"note: {text}" for text in r.get("notes", [])]
+    if r.get("aborted"):
+        lines.append(f"ABORTED: {r['aborted']}")
+    lines.append(f"box engine log: {r.get('engine_log')}")
     return "\n".join(lines)
 
 
@@ -679,6 +800,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
         help="where the fleet's state folders go (default /dev/shm, else the box's temp folder)",
     )
+    p.add_argument(
+        "--max-box-rss-mb",
+        type=float,
+        default=3000.0,
+        help="stop the box (and report) when its RSS passes this (default 3000)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folders (box home, logs)")
     return p.parse_args(argv)
 
@@ -688,17 +815,22 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     fleet_root = Path(tempfile.mkdtemp(prefix="bench-fleet-", dir=args.fleet_dir))
     bench = Bench(args, root, fleet_root)
     try:
-        return await bench.run()
-    except BaseException:
-        print(f"engine log (tail):\n{bench.box.log_tail()}", file=sys.stderr)
-        raise
+        await bench.run()
+    except Aborted as exc:
+        bench.results["aborted"] = str(exc)
+        print(f"aborted: {exc}", flush=True)
+    except Exception as exc:  # reported with what was measured so far
+        bench.results["aborted"] = f"{type(exc).__name__}: {exc}"
+        print(f"failed: {exc!r}\nengine log (tail):\n{bench.box.log_tail()}", file=sys.stderr)
     finally:
+        bench.finish()
         await bench.close()
         if args.keep:
             print(f"kept {root} and {fleet_root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(fleet_root, ignore_errors=True)
+    return bench.results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -710,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
-    return 0
+    return 1 if results.get("aborted") else 0
 
 
 if __name__ == "__main__":

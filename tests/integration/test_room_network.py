@@ -91,3 +91,27 @@ def test_a_pc_cut_off_keeps_answering_and_loses_nothing_once_back(tmp_path):
             assert view["offline_s"] >= 1, "the offline time is there to grant back"
 
     asyncio.run(story())
+
+
+def test_break_resume_on_another_pc_continues_with_every_answer(tmp_path):
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 3) as room:
+            await room.seat_all()
+            people = await room.start_exam()
+            no = people[0]["admission_no"]
+            await room.fleet.login(0, no)
+            await room.fleet.begin(0)
+            await room.fleet.answer(0, 4, rate=0, subject="T01")
+            await room.fleet[0].wait_synced(10)
+            situation = (await room.op("situation_types"))[0]
+            result = await room.op("resume", [no], situation, "考试机死机", "张三", confirm_online=True)
+            assert result["forced_out"] == ["127.0.10.11"] and room.fleet[0].state.admission_no == ""
+            view = await room.fleet.login(2, no)  # the spare PC
+            assert view["state"] == "in_exam" and view["seat"] == "003"
+            assert sorted(a["question"] for a in view["answers"]) == ["1", "2", "3", "4"]
+            room.fleet[2].save_answer(no, "T01", "1", "D")  # a change of mind on the new PC
+            await room.fleet[2].wait_synced(10)
+            stored = box_answers(room)
+            assert stored[(no, "1")] == '"D"', "the new PC's answer is newer than the old PC's"
+
+    asyncio.run(story())
