@@ -325,6 +325,7 @@ class RoomNetwork:
             self.links[ip] = link
             link.send({"t": wire.WELCOME, "box_time": self.service.now(), **welcome})
             await self.call(self.service.seat_link, ip, True)
+            link.last_seen = time.monotonic()  # the wait for the service is not the PC's silence
             while True:
                 msg = await wire.read_frame(reader)
                 link.last_seen = time.monotonic()

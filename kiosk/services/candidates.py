@@ -188,7 +188,7 @@ class CandidateLink(Incidents):
             raise Refused("not_in_exam", "考生不在考试中，不能保存答案", "candidate is not writing")
         rows = self._validate_answers(c, entries)
         with self.tx():
-            answers_store.upsert_newest(rows)
+            answers_store.upsert_newest(rows, count=False)
             top = max(r["seq"] for r in rows)
             self.event(
                 "answers_saved",
@@ -326,7 +326,7 @@ class CandidateLink(Incidents):
                 if c.state != "in_exam":
                     raise Refused("not_in_exam", "考生不在考试中", "candidate is not writing")
                 valid = self._validate_answers(c, rows)
-                answers_store.upsert_newest(valid)
+                answers_store.upsert_newest(valid, count=False)
                 self.event(
                     "answers_saved",
                     ip=ip,

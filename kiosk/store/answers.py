@@ -10,11 +10,15 @@ from peewee import EXCLUDED
 from kiosk.common.models import Answer
 
 
-def upsert_newest(rows: Sequence[dict[str, Any]]) -> int:
+def upsert_newest(rows: Sequence[dict[str, Any]], count: bool = True) -> int:
     """Insert or update answers, keeping an existing one whose seq is not lower.
 
-    Returns how many rows were new or newer than what was stored."""
+    Returns how many rows were new or newer than what was stored (0 when `count` is
+    off: the journal sync, a hot path, does not need it)."""
     if not rows:
+        return 0
+    if not count:
+        _upsert(rows)
         return 0
     admission = {r["admission_no"] for r in rows}
     before = {
@@ -23,9 +27,13 @@ def upsert_newest(rows: Sequence[dict[str, Any]]) -> int:
             Answer.admission_no.in_(list(admission))
         )
     }
+    _upsert(rows)
+    return sum(1 for r in rows if r["seq"] > before.get((r["admission_no"], r["subject"], r["question"]), 0))
+
+
+def _upsert(rows: Sequence[dict[str, Any]]) -> None:
     Answer.insert_many(rows).on_conflict(
         conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
         update={Answer.value: EXCLUDED.value, Answer.seq: EXCLUDED.seq, Answer.saved_at: EXCLUDED.saved_at},
         where=(EXCLUDED.seq > Answer.seq),
     ).execute()
-    return sum(1 for r in rows if r["seq"] > before.get((r["admission_no"], r["subject"], r["question"]), 0))
