@@ -54,6 +54,7 @@ class ServiceBase:
         self.home = Path(settings.home)
         self._listeners: list[Listener] = []
         self._pending: list[Event] = []
+        self._who: tuple[str, str] | None = None  # operator and box IP of the open transaction
         self.identity: Identity | None = None  # the box's key pair (bootstrap sets it)
 
     # -- events and transactions -------------------------------------------------
@@ -73,6 +74,9 @@ class ServiceBase:
             if outer:  # rolled back: its events never happened
                 self._pending.clear()
             raise
+        finally:
+            if outer:
+                self._who = None
         if outer and self._pending:
             pending, self._pending = self._pending, []
             for ev in pending:
@@ -94,11 +98,13 @@ class ServiceBase:
     ) -> Event:
         if not self.db.in_transaction():
             raise RuntimeError("events are written inside the transaction of their change")
+        if self._who is None:  # once per transaction: a batch writes many events
+            self._who = (self.operator(), self.box_ip())
         ev = events.append(
             kind,
             ts=self.now(),
-            operator=self.operator() if operator is None else operator,
-            ip=self.box_ip() if ip is None else ip,
+            operator=self._who[0] if operator is None else operator,
+            ip=self._who[1] if ip is None else ip,
             seat=seat,
             admission_no=admission_no,
             payload=payload,
