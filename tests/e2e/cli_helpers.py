@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from kiosk.net.admin import PORT_FILE, TOKEN_FILE
+from tests.polling import poll_until
 
 ROOM = "1999999001"
 CANDIDATES = 40
@@ -46,12 +46,8 @@ def engine_env() -> dict[str, str]:
 
 def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, poll_s: float = 0.02) -> None:
     """Poll `condition` until it holds; fail the test when the deadline passes."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s} s waiting for {what}")
-        if poll_s:
-            time.sleep(poll_s)
+    if not poll_until(condition, deadline_s, poll_s):
+        pytest.fail(f"timed out after {deadline_s} s waiting for {what}")
 
 
 # -- one-shot commands ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from tests.e2e.crash_check import (
     read_witness,
     trim_torn_tail,
 )
+from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 60
@@ -53,11 +54,11 @@ def tail(log: Path) -> str:
 
 def wait_for_new_line(proc: subprocess.Popen[bytes], witness: Path, lines: int, log: Path) -> None:
     """Poll the witness file until the driver has witnessed one more whole line."""
-    deadline = time.monotonic() + FIRST_LINE_DEADLINE_S
-    while complete_lines(witness) <= lines:
-        assert proc.poll() is None, f"the driver exited with {proc.returncode}:\n{tail(log)}"
-        assert time.monotonic() < deadline, f"the driver witnessed nothing:\n{tail(log)}"
-        time.sleep(0.002)
+    witnessed = poll_until(
+        lambda: complete_lines(witness) > lines or proc.poll() is not None, FIRST_LINE_DEADLINE_S, 0.002
+    )
+    assert proc.poll() is None, f"the driver exited with {proc.returncode}:\n{tail(log)}"
+    assert witnessed, f"the driver witnessed nothing:\n{tail(log)}"
 
 
 def random_point(rng: random.Random) -> float:

@@ -206,11 +206,15 @@ class Room:
 
 
 def with_room(
-    tmp_path: Path, body: Callable[[Room, Daemon], Awaitable[None]], box: Identity | None = None
+    tmp_path: Path,
+    body: Callable[[Room, Daemon], Awaitable[None]],
+    box: Identity | Callable[[Room], Identity] | None = None,
 ) -> None:
+    """Run `body` against a started fake box (its identity, or one made from the room's)."""
+
     async def main() -> None:
         room = Room(tmp_path)
-        await room.start_box(box)
+        await room.start_box(box(room) if callable(box) else box)
         daemon = room.daemon()
         await daemon.start()
         try:
@@ -293,18 +297,7 @@ def test_the_daemon_connects_only_to_the_pinned_box(tmp_path, impostor):
         if impostor != "self-signed":
             assert "pinned" in daemon.last_error  # TLS accepted it; the fingerprint did not
 
-    async def main() -> None:
-        room = Room(tmp_path)
-        await room.start_box(other or issued_by(room.box))
-        daemon = room.daemon()
-        await daemon.start()
-        try:
-            await body(room, daemon)
-        finally:
-            await daemon.stop()
-            await room.fake.stop()
-
-    run(main)
+    with_room(tmp_path, body, box=lambda room: other or issued_by(room.box))
 
 
 def test_the_daemon_reconnects_after_the_box_drops_the_link(tmp_path):

@@ -30,10 +30,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.polling import poll_until
 
 NET_PREFIX = "10.77.0"
 NET_BROADCAST = "10.77.0.255"
@@ -411,13 +412,7 @@ def _ns_pids(ns: str) -> list[int]:
     return [int(p) for p in done.stdout.split() if p.isdigit()] if done.returncode == 0 else []
 
 
-def _wait_quiet(condition: Callable[[], bool], deadline_s: float, poll_s: float = 0.02) -> bool:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(poll_s)
-    return True
+_wait_quiet = poll_until
 
 
 def _wait(condition: Callable[[], bool], deadline_s: float, what: str) -> None:

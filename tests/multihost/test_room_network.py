@@ -42,6 +42,7 @@ from kiosk.common.crypto import Identity, cert_fingerprint, client_context, make
 from kiosk.net.admin import PORT_FILE
 from tests.e2e.cli_helpers import ROOM, Run, engine_env, kiosk_command, run_kiosk, wait_until
 from tests.multihost.netns import Room
+from tests.polling import poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -781,11 +782,8 @@ class SeatWatch:
 
     def seconds_until(self, online: bool, since: float, deadline_s: float) -> float | None:
         """Seconds from `since` until the seat shows `online`; None if not by the deadline."""
-        end = time.monotonic() + deadline_s
-        while self.online() is not online:
-            if time.monotonic() > end:
-                return None
-            time.sleep(0.02)
+        if not poll_until(lambda: self.online() is online, deadline_s):
+            return None
         return time.monotonic() - since
 
 
