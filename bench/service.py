@@ -35,8 +35,9 @@ def main(pcs: int = 150) -> None:
         clock = ManualClock(T0)
         fleet = SimulatedSeats(pcs)
         room = build(load(home=str(home / "home"), min_free_bytes=1024**2), Ports(seats=fleet), clock)
-        exam = build_default_exam(room_code=ROOM, first_start=T0 + 3600, candidates_per_session=pcs,
-                                  mock=False)
+        exam = build_default_exam(
+            room_code=ROOM, first_start=T0 + 3600, candidates_per_session=pcs, mock=False
+        )
         files = write_mock_exam(exam, home / "usb")
         room.configure(ROOM, str(home / "answers"), box_ip="127.0.0.1")
         room.seats_scan("ip")
@@ -66,14 +67,48 @@ def main(pcs: int = 150) -> None:
                 entries = []
                 for _ in range(batch):
                     seq[no] += 1
-                    entries.append({"subject": "T01", "question": f"q{seq[no] % 45 + 1:02d}",
-                                    "value": "A", "seq": seq[no]})
+                    entries.append(
+                        {
+                            "subject": "T01",
+                            "question": f"q{seq[no] % 45 + 1:02d}",
+                            "value": "A",
+                            "seq": seq[no],
+                        }
+                    )
                 room.save_answers(no, ip, entries)
 
         per = timed(f"save_answers, {pcs} PCs x 1 answer (one commit each)", lambda: one_round(1), rounds)
         print(f"  = {pcs / per:.0f} answers/s")
         per = timed(f"save_answers, {pcs} PCs x 10 answers (batched)", lambda: one_round(10), rounds)
         print(f"  = {pcs * 10 / per:.0f} answers/s")
+
+        def one_group(batch: int) -> None:
+            frames = []
+            for c, ip in zip(people, ips, strict=True):
+                no = c["admission_no"]
+                entries = []
+                for _ in range(batch):
+                    seq[no] += 1
+                    answer = {"subject": "T01", "question": f"q{seq[no] % 45 + 1:02d}", "value": "A"}
+                    entries.append(
+                        {
+                            "seq": seq[no],
+                            "kind": "answer",
+                            "admission_no": no,
+                            "payload": {**answer, "aseq": seq[no]},
+                            "created_at": T0 + 3600,
+                        }
+                    )
+                frames.append((ip, entries))
+            room.sync_journals(frames)
+
+        for batch in (1, 5):
+            per = timed(
+                f"sync_journals, {pcs} frames x {batch} answers (one group commit)",
+                lambda b=batch: one_group(b),
+                rounds * 5,
+            )
+            print(f"  = {pcs * batch / per:.0f} answers/s")
         timed(f"status() for {pcs} candidates", room.status, 5)
         events = room.log_verify()["count"]
         timed(f"log_verify over {events} events", room.log_verify, 3)

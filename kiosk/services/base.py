@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class ServiceBase:
         self.settings = settings
         self.home = Path(settings.home)
         self._listeners: list[Listener] = []
-        self._pending: list[Event] = []
+        self._pending: list[events.NewEvent] = []  # events of the open transaction
         self._who: tuple[str, str] | None = None  # operator and box IP of the open transaction
         self.identity: Identity | None = None  # the box's key pair (bootstrap sets it)
 
@@ -65,21 +65,26 @@ class ServiceBase:
 
     @contextmanager
     def tx(self) -> Iterator[None]:
-        """One atomic change; its events commit with it and are announced afterwards."""
+        """One atomic change; its events commit with it and are announced afterwards.
+
+        A nested tx is a savepoint: when it rolls back, so do the events it wrote.
+        Events are buffered and written in one statement just before the commit."""
         outer = not self.db.in_transaction()
+        mark = len(self._pending)
         try:
             with self.db.atomic():
                 yield
+                if outer and self._pending:
+                    written = events.append_many(self._pending)
         except BaseException:
-            if outer:  # rolled back: its events never happened
-                self._pending.clear()
+            del self._pending[mark:]
             raise
         finally:
             if outer:
                 self._who = None
         if outer and self._pending:
-            pending, self._pending = self._pending, []
-            for ev in pending:
+            self._pending.clear()
+            for ev in written:
                 for listener in self._listeners:
                     try:
                         listener(ev)
@@ -95,22 +100,22 @@ class ServiceBase:
         admission_no: str = "",
         operator: str | None = None,
         **payload: Any,
-    ) -> Event:
+    ) -> None:
         if not self.db.in_transaction():
             raise RuntimeError("events are written inside the transaction of their change")
         if self._who is None:  # once per transaction: a batch writes many events
             self._who = (self.operator(), self.box_ip())
-        ev = events.append(
-            kind,
-            ts=self.now(),
-            operator=self._who[0] if operator is None else operator,
-            ip=self._who[1] if ip is None else ip,
-            seat=seat,
-            admission_no=admission_no,
-            payload=payload,
+        self._pending.append(
+            events.NewEvent(
+                kind,
+                ts=self.now(),
+                operator=self._who[0] if operator is None else operator,
+                ip=self._who[1] if ip is None else ip,
+                seat=seat,
+                admission_no=admission_no,
+                payload=payload,
+            )
         )
-        self._pending.append(ev)
-        return ev
 
     def now(self) -> float:
         return self.clock.now()
@@ -189,6 +194,20 @@ class ServiceBase:
             )
         return c
 
+    def get_candidates(self, admission_nos: Sequence[str], session: Session) -> list[Candidate]:
+        """The candidates named, in the order given, duplicates dropped: one query."""
+        wanted = list(dict.fromkeys(str(a).strip() for a in admission_nos))
+        found = {
+            c.admission_no: c
+            for c in Candidate.select().where(
+                Candidate.admission_no.in_(wanted), Candidate.session == session
+            )
+        }
+        for a in wanted:
+            if a not in found:
+                self.get_candidate(a, session)  # refuses, naming the candidate
+        return [found[a] for a in wanted]
+
     def get_seat(self, number: int) -> Seat:
         seat = Seat.get_or_none(Seat.number == number)
         if seat is None:
@@ -206,18 +225,37 @@ class ServiceBase:
         )
 
     @staticmethod
-    def view(c: Candidate) -> CandidateView:
-        violation = (
-            Violation.select().where(Violation.candidate == c, Violation.cancelled_at.is_null()).exists()
-        )
-        return CandidateView(
-            state=CandidateState(c.state),
-            flags=Flags(
-                violation=violation,
-                resumed=Resume.select().where(Resume.candidate == c).exists(),
-                extra_time=c.extra_s > 0,
-                locked=c.locked,
-                online=c.online,
-            ),
-            resume_pending=c.resume_pending,
-        )
+    def marked(ids: Sequence[int]) -> tuple[set[int], set[int]]:
+        """Of these candidates, those with a violation standing and those resumed."""
+        violated = {
+            v.candidate_id
+            for v in Violation.select(Violation.candidate).where(
+                Violation.candidate.in_(list(ids)), Violation.cancelled_at.is_null()
+            )
+        }
+        resumed = {
+            r.candidate_id for r in Resume.select(Resume.candidate).where(Resume.candidate.in_(list(ids)))
+        }
+        return violated, resumed
+
+    @classmethod
+    def views(cls, cands: Sequence[Candidate]) -> list[CandidateView]:
+        violated, resumed = cls.marked([c.id for c in cands])
+        return [
+            CandidateView(
+                state=CandidateState(c.state),
+                flags=Flags(
+                    violation=c.id in violated,
+                    resumed=c.id in resumed,
+                    extra_time=c.extra_s > 0,
+                    locked=c.locked,
+                    online=c.online,
+                ),
+                resume_pending=c.resume_pending,
+            )
+            for c in cands
+        ]
+
+    @classmethod
+    def view(cls, c: Candidate) -> CandidateView:
+        return cls.views([c])[0]

@@ -108,7 +108,7 @@ class DuringExam(ServiceBase):
         if admission_nos is None:
             return [s.ip for s in Seat.select().order_by(Seat.number)]
         session = self.current_session()
-        return [c.ip for c in (self.get_candidate(a, session) for a in admission_nos) if c.ip]
+        return [c.ip for c in self.get_candidates(admission_nos, session) if c.ip]
 
     def start_clients(self) -> dict[str, Any]:
         session = self.current_session()

@@ -143,8 +143,12 @@ class Incidents(DuringExam):
         session = self.current_session()
         room = self.phase(session)
         now = self.now()
-        chosen = [self.get_candidate(a, session) for a in dict.fromkeys(admission_nos)]
-        needs_code = [c.admission_no for c in chosen if rules.check_resume(self.view(c), room, now)]
+        chosen = self.get_candidates(admission_nos, session)
+        needs_code = [
+            c.admission_no
+            for c, v in zip(chosen, self.views(chosen), strict=True)
+            if rules.check_resume(v, room, now)
+        ]
         online = [c.admission_no for c in chosen if c.online and c.state in ("logged_in", "in_exam")]
         if online and not confirm_online:
             raise Refused(
@@ -306,17 +310,17 @@ class Incidents(DuringExam):
     def lock(self, admission_nos: Sequence[str], notice: str = "", unlock: bool = False) -> dict[str, Any]:
         session = self.current_session()
         notice = _text(notice or "监考老师已锁定你的考试机，请听从监考老师安排。", "锁屏提示", MAX_MESSAGE)
-        chosen = [self.get_candidate(a, session) for a in dict.fromkeys(admission_nos)]
+        chosen = self.get_candidates(admission_nos, session)
         if not chosen:
             raise Refused("no_candidates", "请选择考生", "no candidates chosen")
         if not unlock:
-            for c in chosen:
-                rules.check_lock(self.view(c))
+            for v in self.views(chosen):
+                rules.check_lock(v)
         # The box's record comes first: the daemon re-applies the lock state from it on
         # every reconnect, so a PC that misses the command now gets it when it returns.
         with self.tx():
+            Candidate.update(locked=not unlock).where(Candidate.id.in_([c.id for c in chosen])).execute()
             for c in chosen:
-                Candidate.update(locked=not unlock).where(Candidate.id == c.id).execute()
                 self.event(
                     "unlocked" if unlock else "locked",
                     admission_no=c.admission_no,
@@ -487,16 +491,7 @@ class Incidents(DuringExam):
     def candidate_dicts(self, cands: Sequence[Candidate]) -> list[dict[str, Any]]:
         """The monitor's view of candidates: a handful of queries for the whole room."""
         ids = [c.id for c in cands]
-        violated = {
-            v.candidate_id
-            for v in Violation.select(Violation.candidate).where(
-                Violation.candidate.in_(ids), Violation.cancelled_at.is_null()
-            )
-        }
-        resumed = {
-            r.candidate_id
-            for r in ResumeRecord.select(ResumeRecord.candidate).where(ResumeRecord.candidate.in_(ids))
-        }
+        violated, resumed = self.marked(ids)
         offline: dict[int, list[tuple[float, float | None]]] = {}
         for o in OfflineInterval.select().where(OfflineInterval.candidate.in_(ids)):
             offline.setdefault(o.candidate_id, []).append((o.lost_at, o.back_at))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from peewee import EXCLUDED
-
 from kiosk.common.models import Answer
 
 
@@ -31,9 +29,15 @@ def upsert_newest(rows: Sequence[dict[str, Any]], count: bool = True) -> int:
     return sum(1 for r in rows if r["seq"] > before.get((r["admission_no"], r["subject"], r["question"]), 0))
 
 
+_FIELDS = ("admission_no", "subject", "question", "value", "seq", "saved_at")
+
+
 def _upsert(rows: Sequence[dict[str, Any]]) -> None:
-    Answer.insert_many(rows).on_conflict(
-        conflict_target=[Answer.admission_no, Answer.subject, Answer.question],
-        update={Answer.value: EXCLUDED.value, Answer.seq: EXCLUDED.seq, Answer.saved_at: EXCLUDED.saved_at},
-        where=(EXCLUDED.seq > Answer.seq),
-    ).execute()
+    table = Answer._meta.table_name
+    sql = (
+        f'INSERT INTO "{table}" ({", ".join(_FIELDS)}) VALUES ({", ".join("?" * len(_FIELDS))}) '
+        "ON CONFLICT (admission_no, subject, question) DO UPDATE SET "
+        f"value = excluded.value, seq = excluded.seq, saved_at = excluded.saved_at "
+        f'WHERE excluded.seq > "{table}".seq'
+    )
+    Answer._meta.database.cursor().executemany(sql, [tuple(r[f] for f in _FIELDS) for r in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,36 +33,43 @@ def event_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def append(
-    kind: str,
-    *,
-    ts: float,
-    operator: str = "",
-    ip: str = "",
-    seat: int | None = None,
-    admission_no: str = "",
-    payload: dict[str, Any] | None = None,
-) -> Event:
-    """Append one event. Call inside the transaction that makes the state change, so
-    the event and the change commit together (the transaction is IMMEDIATE, so no
-    other writer can take the same predecessor)."""
+@dataclass(frozen=True)
+class NewEvent:
+    """An event not yet written: its id and hashes are given when it is appended."""
+
+    kind: str
+    ts: float
+    operator: str = ""
+    ip: str = ""
+    seat: int | None = None
+    admission_no: str = ""
+    payload: dict[str, Any] | None = None
+
+
+_COLUMNS = ("id", "ts", "operator", "ip", "seat", "admission_no", "kind", "payload", "prev_hash", "hash")
+
+
+def append_many(new: Sequence[NewEvent]) -> list[Event]:
+    """Append events in order, in one statement. Call inside the transaction that makes
+    the state change, so the events and the change commit together (the transaction is
+    IMMEDIATE, so no other writer can take the same predecessor)."""
+    if not new:
+        return []
     last = Event.select(Event.id, Event.hash).order_by(Event.id.desc()).first()
     prev_hash = last.hash if last else GENESIS
-    ev_id = (last.id if last else 0) + 1
-    body = canonical(payload or {})
-    h = event_hash(prev_hash, ev_id, ts, operator, ip, seat, admission_no, kind, body)
-    return Event.create(
-        id=ev_id,
-        ts=ts,
-        operator=operator,
-        ip=ip,
-        seat=seat,
-        admission_no=admission_no,
-        kind=kind,
-        payload=body,
-        prev_hash=prev_hash,
-        hash=h,
+    ev_id = last.id if last else 0
+    rows = []
+    for n in new:
+        ev_id += 1
+        body = canonical(n.payload or {})
+        h = event_hash(prev_hash, ev_id, n.ts, n.operator, n.ip, n.seat, n.admission_no, n.kind, body)
+        rows.append((ev_id, n.ts, n.operator, n.ip, n.seat, n.admission_no, n.kind, body, prev_hash, h))
+        prev_hash = h
+    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        Event._meta.table_name, ", ".join(f'"{c}"' for c in _COLUMNS), ", ".join("?" * len(_COLUMNS))
     )
+    Event._meta.database.cursor().executemany(sql, rows)
+    return [Event(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,22 @@ def test_events_of_a_rolled_back_change_are_never_announced(room):
     room.user_set("张三", "15000000001")
     assert heard == ["user_updated"]
     assert room.log_verify()["ok"]
+
+
+def test_a_rolled_back_savepoint_takes_its_events_with_it(room):
+    from kiosk.core.errors import Refused
+    from kiosk.store.models import Event
+
+    heard = []
+    room.subscribe(lambda ev: heard.append(ev.kind))
+    before = Event.select().count()
+    with room.tx():
+        room.event("kept_before")
+        with pytest.raises(Refused), room.tx():
+            room.event("ghost")
+            raise Refused("test", "测试", "test")
+        room.event("kept_after")
+    assert heard == ["kept_before", "kept_after"]
+    kinds = [e.kind for e in Event.select().where(Event.id > before).order_by(Event.id)]
+    assert kinds == ["kept_before", "kept_after"]
+    assert room.log_verify()["ok"]
