@@ -153,6 +153,7 @@ class Daemon:
         # The lock is the daemon's, not the app's: re-applied before any link exists.
         self._emit("lock", {"locked": self.state.locked, "notice": self.state.notice})
         self._ssl = client_context(self.identity, self.bundle.box_cert_pem)
+        wire.small_tls_buffers()  # a simulated fleet holds hundreds of links in one process
         try:
             await self._start_scan()
         except BaseException:

@@ -100,6 +100,8 @@ class RoomNetwork:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.Server | None = None
         self.journal_queue: asyncio.Queue[tuple[Link, list[dict[str, Any]]]] = asyncio.Queue()
+        self.changed: set[str] = set()  # IPs whose link came or went since the last flush
+        self.link_wake = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.handlers: set[asyncio.Task[Any]] = set()  # one per connection
         self.ctx = server_context(identity, [p.read_bytes() for p in sorted(self.pcs_dir.glob("*.crt"))])
@@ -109,6 +111,7 @@ class RoomNetwork:
     async def start(self, service: Any) -> None:
         self.service = service
         self.loop = asyncio.get_running_loop()
+        wire.small_tls_buffers()
         await self.call(service.reset_links)  # nothing is connected to a box that just started
         self.server = await asyncio.start_server(
             self._serve,
@@ -117,7 +120,11 @@ class RoomNetwork:
             ssl=self.ctx,
             ssl_handshake_timeout=10,
         )
-        self.tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._group_commit())]
+        self.tasks = [
+            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._group_commit()),
+            asyncio.create_task(self._record_links()),
+        ]
         log.info("room network on %s:%s", self.settings.control_host, self.port)
 
     @property
@@ -138,6 +145,7 @@ class RoomNetwork:
             link.writer.transport.abort()
         if self.handlers:
             await asyncio.wait(self.handlers, timeout=10)
+        await self._flush_links()
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -324,7 +332,7 @@ class RoomNetwork:
                 old.writer.close()
             self.links[ip] = link
             link.send({"t": wire.WELCOME, "box_time": self.service.now(), **welcome})
-            await self.call(self.service.seat_link, ip, True)
+            self._link_changed(ip)
             link.last_seen = time.monotonic()  # the wait for the service is not the PC's silence
             while True:
                 msg = await wire.read_frame(reader)
@@ -339,8 +347,31 @@ class RoomNetwork:
                 for future in link.waiting.values():
                     if not future.done():
                         future.set_exception(ConnectionError("link closed"))
-                with contextlib.suppress(Refused):
-                    await self.call(self.service.seat_link, ip, False)
+                self._link_changed(ip)
+
+    def _link_changed(self, ip: str) -> None:
+        self.changed.add(ip)
+        self.link_wake.set()
+
+    async def _record_links(self) -> None:
+        """The seats' online state follows the links: whatever came or went while the
+        last batch was being recorded is recorded in the next one, in one transaction.
+        Level, not edge: each seat gets the state of its link at the time of the batch,
+        so a link replaced by a newer one from the same PC can never leave it offline."""
+        while True:
+            await self.link_wake.wait()
+            await self._flush_links()
+
+    async def _flush_links(self) -> None:
+        self.link_wake.clear()
+        changes = [(ip, ip in self.links) for ip in sorted(self.changed)]
+        self.changed.clear()
+        if changes:
+            try:
+                await self.call(self.service.seat_links, changes)
+            except Exception:
+                log.exception("recording %d link changes failed", len(changes))
+                self.changed.update(ip for ip, _ in changes)  # the next change retries them
 
     async def _dispatch(self, link: Link, msg: dict[str, Any]) -> None:
         kind = msg["t"]

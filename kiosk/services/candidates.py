@@ -6,6 +6,7 @@ which the room network has authenticated."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -73,6 +74,14 @@ class CandidateLink(Incidents):
                 seat=seat.number,
                 admission_no=c.admission_no if c else "",
             )
+
+    def seat_links(self, changes: Sequence[tuple[str, bool]]) -> None:
+        """Links that came or went, in one transaction: a whole room reconnecting is one
+        commit. An IP that is no longer a seat is skipped."""
+        with self.tx():
+            for ip, online in changes:
+                with contextlib.suppress(Refused):
+                    self.seat_link(ip, online)
 
     def candidate_login(self, admission_no: str, ip: str) -> dict[str, Any]:
         seat = self._seat_for(ip)
@@ -256,8 +265,7 @@ class CandidateLink(Incidents):
     def reset_links(self) -> None:
         """At start-up no exam PC is connected yet: every seat still marked online goes
         offline (a box restart counts as offline time for the candidates on them)."""
-        for seat in Seat.select().where(Seat.online):
-            self.seat_link(seat.ip, False)
+        self.seat_links([(seat.ip, False) for seat in Seat.select().where(Seat.online)])
 
     def pc_welcome(self, ip: str, fingerprint: str) -> dict[str, Any] | None:
         """The state a connecting exam PC must hold, or None when it is not a seated PC

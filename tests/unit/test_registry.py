@@ -15,7 +15,7 @@ from kiosk.services.room import RoomService
 # Methods that are not officer operations: the exam PCs' side (room network), the
 # engine's timer, building blocks and lookups other operations use.
 NOT_VERBS = {
-    "seat_link", "pc_welcome", "sync_journals", "reset_links", "candidate_login", "client_view",
+    "seat_link", "seat_links", "pc_welcome", "sync_journals", "reset_links", "candidate_login", "client_view",
     "client_event", "candidate_begin", "save_answers",
     "candidate_submit", "raise_hand", "tick", "subscribe", "tx", "event", "now", "operator", "config",
     "box_ip", "require_config", "exam", "require_exam", "policy", "admin", "current_session",
