@@ -50,6 +50,7 @@ from typing import Any
 
 import psutil
 
+from bench.wire_load import LightFleet
 from kiosk.ctl import call
 from kiosk.net.admin import PORT_FILE
 from kiosk.site.mock import build_default_exam, write_mock_exam
@@ -363,6 +364,9 @@ class Bench:
             self.mark("sync_rate1")
         await self.sustained("sync", writers, args.rate, args.seconds)
         self.mark("sync")
+        if args.light:
+            await self.light(writers)
+            self.mark("light")
         return self.results
 
     def finish(self) -> None:
@@ -668,6 +672,48 @@ class Bench:
             )
         print(f"{name}: {self.results[name]}", flush=True)
 
+    async def light(self, writers: list[tuple[int, str]]) -> None:
+        """The box's own capacity (bench/wire_load.py): the same PCs' links without the
+        daemons' cost; lock rounds, then sync at one answer a second and at `--rate`."""
+        assert self.fleet is not None and self.box_watch is not None
+        fleet = LightFleet(self.fleet.daemons, writers)
+        t = now()
+        try:
+            await fleet.connect()
+            people = [no for _, no in writers]
+            async with asyncio.timeout(60):  # the box records links in batches after their welcome
+                while True:
+                    status = await self.box.op("status")
+                    online = {c["admission_no"] for c in status["session"]["candidates"] if c["online"]}
+                    if online.issuperset(people):
+                        break
+                    await asyncio.sleep(0.2)
+            self.results["light_connect_s"] = round(now() - t, 2)
+            print(f"light: {len(writers)} light links in {now() - t:.1f} s", flush=True)
+            latency: dict[str, list[float]] = {"lock": [], "unlock": []}
+            for _ in range(self.args.rounds):
+                for cmd in ("lock", "unlock"):
+                    t0 = time.monotonic()
+                    result = await self.box.op("lock", admission_nos=people, unlock=cmd == "unlock")
+                    if result["failed"]:
+                        self.note(f"light {cmd}: {len(result['failed'])} PCs failed")
+                    arrived = [pc.commands.get(cmd, 0.0) - t0 for pc in fleet.pcs]
+                    latency[cmd] += [x for x in arrived if x > 0]
+                    await asyncio.sleep(0.3)
+            self.results["light_commands"] = {cmd: spread(v) for cmd, v in latency.items()}
+            for name, rate in (("light_rate1", 1.0), ("light", self.args.rate)):
+                self.box_watch.begin()
+                self.self_watch.begin()
+                lag = asyncio.create_task(loop_lag(now() + 1.0 + self.args.seconds))
+                r = await fleet.sync(SUBJECT, rate, self.args.seconds)
+                r["box"] = self.box_watch.end()
+                r["fleet_process"] = {**self.self_watch.end(), "loop_lag": await lag}
+                r["save_to_ack"] = spread(r.pop("latencies"))
+                self.results[name] = r
+                print(f"{name}: {r}", flush=True)
+        finally:
+            await fleet.close()
+
     async def close(self) -> None:
         if self.fleet is not None:
             with contextlib.suppress(Exception):
@@ -782,6 +828,51 @@ def table(r: dict[str, Any]) -> str:
                 "",
             )
         )
+    light_cmd = r.get("light_commands")
+    if light_cmd:
+        cmd_target = TARGET_P99_CMD_MS[150] if n <= 150 else TARGET_P99_CMD_MS[1000]
+        lat = light_cmd["lock"]
+        rows.append(
+            (
+                "light links: lock latency per PC",
+                f"first {lat['min_ms']} / p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms",
+                f"p99 < {cmd_target:.0f} ms",
+                verdict(lat["p99_ms"], cmd_target),
+            )
+        )
+    for key in ("light_rate1", "light"):
+        s = r.get(key)
+        if not s:
+            continue
+        label = f"light links: {s['pcs']} PCs x {s['rate_per_pc']:g}/s, 1 answer/frame"
+        box, me = s["box"], s["fleet_process"]
+        cpu_s = (box["cpu_time_over_wall_percent"] or 0) * box["wall_s"] / 100
+        per_answer = round(1000 * cpu_s / (s["acked_per_s"] * s["seconds"]), 3) if s["acked_per_s"] else None
+        lat = s["save_to_ack"]
+        rows += [
+            (
+                f"acked answers/s ({label})",
+                f"{s['acked_per_s']} (sent {s['sent_per_s']}/s of {s['offered_per_s']}; "
+                f"unacked {s['unacked']}, refused {s['refused']})",
+                f">= {TARGET_ACKED_PER_S:.0f}/s" if s["offered_per_s"] >= TARGET_ACKED_PER_S else "",
+                verdict(s["acked_per_s"], TARGET_ACKED_PER_S, below=False)
+                if s["offered_per_s"] >= TARGET_ACKED_PER_S
+                else "",
+            ),
+            (
+                f"write -> ack ({label})",
+                f"p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms",
+                f"p99 < {TARGET_P99_ACK_MS:.0f} ms" if s["rate_per_pc"] == 1 else "",
+                verdict(lat["p99_ms"], TARGET_P99_ACK_MS) if s["rate_per_pc"] == 1 else "",
+            ),
+            (
+                f"box CPU ({label})",
+                f"{box['cpu_percent']}% ({per_answer} CPU-ms per acked answer); fleet process "
+                f"{me['cpu_percent']}%, its loop lag p99 {me['loop_lag']['p99_ms']} ms",
+                "",
+                "",
+            ),
+        ]
     rows.append(
         (
             "box RSS peak",
@@ -816,6 +907,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-scans", type=int, default=20, help="scans at most to seat every PC (default 20)")
     p.add_argument(
         "--rescan-timeout", type=int, default=5, help="timeout_s of the scans after the first (default 5)"
+    )
+    p.add_argument(
+        "--no-light",
+        dest="light",
+        action="store_false",
+        help="skip the box-capacity phase with light links instead of daemons (bench/wire_load.py)",
     )
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument(

@@ -58,7 +58,8 @@ class AfterExam(CandidateLink):
         return raw, pkg
 
     def _merge_answers(self, c: Candidate, pkg: Any) -> int:
-        return answers.upsert_newest(self._validate_answers(c, list(pkg.answers)))
+        rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))
+        return answers.upsert_newest(rows)
 
     def import_answers(self, path: str) -> dict[str, Any]:
         """导入作答包: the newer answers win; the candidate is then resumed elsewhere."""

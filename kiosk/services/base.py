@@ -103,7 +103,7 @@ class ServiceBase:
     ) -> None:
         if not self.db.in_transaction():
             raise RuntimeError("events are written inside the transaction of their change")
-        if self._who is None:  # once per transaction: a batch writes many events
+        if self._who is None and (operator is None or ip is None):  # once per transaction
             self._who = (self.operator(), self.box_ip())
         self._pending.append(
             events.NewEvent(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from kiosk.core import candidate as rules
@@ -17,6 +17,7 @@ from kiosk.core.errors import Refused
 from kiosk.services.base import loads
 from kiosk.services.incidents import Incidents
 from kiosk.store import answers as answers_store
+from kiosk.store import journal as journal_store
 from kiosk.store.models import Answer, Candidate, OfflineInterval, Paper, Seat, Session, Subject
 
 CLIENT_EVENTS = {
@@ -195,7 +196,7 @@ class CandidateLink(Incidents):
         c = self._candidate_at(admission_no, ip)
         if c.state != "in_exam":
             raise Refused("not_in_exam", "考生不在考试中，不能保存答案", "candidate is not writing")
-        rows = self._validate_answers(c, entries)
+        rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], entries)
         with self.tx():
             answers_store.upsert_newest(rows, count=False)
             top = max(r["seq"] for r in rows)
@@ -210,8 +211,9 @@ class CandidateLink(Incidents):
             )
         return {"acked": top}
 
-    def _validate_answers(self, c: Candidate, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        subjects = set(loads(c.subjects) or [])
+    def _validate_answers(
+        self, admission_no: str, subjects: Collection[str], entries: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         rows = []
         for e in entries:
             try:
@@ -231,7 +233,7 @@ class CandidateLink(Incidents):
                 raise Refused("bad_answers", "作答数据格式错误", "answer entry out of range")
             rows.append(
                 dict(
-                    admission_no=c.admission_no,
+                    admission_no=admission_no,
                     subject=subject,
                     question=question,
                     value=value,
@@ -290,34 +292,18 @@ class CandidateLink(Incidents):
         statement for all answers of the batch."""
         ips = list({ip for ip, _ in batch})
         with self.tx():
-            seats = {s.ip: s.number for s in Seat.select(Seat.ip, Seat.number).where(Seat.ip.in_(ips))}
-            writers = self._writers(ips)
+            seats, writers = journal_store.seats_and_writers(ips)
             rows: list[dict[str, Any]] = []
             results = [self._sync_journal(ip, entries, seats.get(ip), writers, rows) for ip, entries in batch]
             answers_store.upsert_newest(rows, count=False)
         return results
-
-    def _writers(self, ips: list[str]) -> dict[tuple[str, str], Candidate]:
-        """The candidates of the entered session logged in at these IPs."""
-        session = (
-            Session.select(Session.id)
-            .where(Session.entered_at.is_null(False), Session.ended_at.is_null())
-            .order_by(Session.entered_at.desc())
-            .first()
-        )
-        if session is None:
-            return {}
-        return {
-            (c.admission_no, c.ip): c
-            for c in Candidate.select().where(Candidate.session == session.id, Candidate.ip.in_(ips))
-        }
 
     def _sync_journal(
         self,
         ip: str,
         entries: list[dict[str, Any]],
         seat: int | None,
-        writers: dict[tuple[str, str], Candidate],
+        writers: dict[tuple[str, str], journal_store.Writer],
         rows: list[dict[str, Any]],
     ) -> dict[str, Any]:
         seqs = [e.get("seq") for e in entries if isinstance(e, dict)]
@@ -326,9 +312,12 @@ class CandidateLink(Incidents):
         refused: list[dict[str, Any]] = []
         answers: dict[str, list[dict[str, Any]]] = {}
 
-        def writer(no: str) -> Candidate:
-            # not found: the slow lookup names the reason (no session, unknown, elsewhere)
-            return writers.get((no, ip)) or self._candidate_at(no, ip)
+        def writer(no: str) -> journal_store.Writer:
+            w = writers.get((no, ip))
+            if w is None:
+                self._candidate_at(no, ip)  # refuses, naming the reason (no session, unknown, elsewhere)
+                raise Refused("not_your_candidate", "该考生未在本机登录", f"{no} is not logged in at {ip}")
+            return w
 
         for e in entries:
             kind, payload, no = e.get("kind"), e.get("payload"), str(e.get("admission_no", ""))
@@ -360,10 +349,10 @@ class CandidateLink(Incidents):
                 refused.append({"seq": e["seq"], "code": exc.code})
         for no, given in answers.items():
             try:
-                c = writer(no)
-                if c.state != "in_exam":
+                w = writer(no)
+                if w.state != "in_exam":
                     raise Refused("not_in_exam", "考生不在考试中", "candidate is not writing")
-                valid = self._validate_answers(c, given)
+                valid = self._validate_answers(no, w.subjects, given)
             except Refused as exc:
                 refused += [
                     {"seq": e["seq"], "code": exc.code}
@@ -375,7 +364,7 @@ class CandidateLink(Incidents):
             self.event(
                 "answers_saved",
                 ip=ip,
-                seat=c.seat_number,
+                seat=w.seat_number,
                 admission_no=no,
                 operator="",
                 count=len(valid),
