@@ -674,7 +674,7 @@ class Bench:
 
     async def light(self, writers: list[tuple[int, str]]) -> None:
         """The box's own capacity (bench/wire_load.py): the same PCs' links without the
-        daemons' cost; lock rounds, then sync at one answer a second and at `--rate`."""
+        daemons' cost; lock rounds, then sync at one answer a second and at `--light-rate`."""
         assert self.fleet is not None and self.box_watch is not None
         fleet = LightFleet(self.fleet.daemons, writers)
         t = now()
@@ -701,7 +701,7 @@ class Bench:
                     latency[cmd] += [x for x in arrived if x > 0]
                     await asyncio.sleep(0.3)
             self.results["light_commands"] = {cmd: spread(v) for cmd, v in latency.items()}
-            for name, rate in (("light_rate1", 1.0), ("light", self.args.rate)):
+            for name, rate in (("light_rate1", 1.0), ("light", self.args.light_rate)):
                 self.box_watch.begin()
                 self.self_watch.begin()
                 lag = asyncio.create_task(loop_lag(now() + 1.0 + self.args.seconds))
@@ -907,6 +907,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-scans", type=int, default=20, help="scans at most to seat every PC (default 20)")
     p.add_argument(
         "--rescan-timeout", type=int, default=5, help="timeout_s of the scans after the first (default 5)"
+    )
+    p.add_argument(
+        "--light-rate",
+        type=float,
+        default=6.0,
+        help="answers per second per PC in the box-capacity phase (default 6: above 5,000/s for 999 PCs)",
     )
     p.add_argument(
         "--no-light",

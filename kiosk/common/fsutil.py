@@ -26,8 +26,13 @@ def fsync_dir(folder: Path) -> None:
 CHUNK = 1024 * 1024
 
 
-def write_atomic(path: str | Path, data: bytes, progress: Callable[[int, int], None] | None = None) -> Path:
-    """Write `data` to `path` atomically, reporting bytes written per 1 MiB to `progress`."""
+def write_atomic(
+    path: str | Path, data: bytes, progress: Callable[[int, int], None] | None = None, sync: bool = True
+) -> Path:
+    """Write `data` to `path` atomically, reporting bytes written per 1 MiB to `progress`.
+
+    `sync=False` leaves the flush to the caller, who writes many files and then makes
+    them durable at once (``os.sync()``)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -37,11 +42,13 @@ def write_atomic(path: str | Path, data: bytes, progress: Callable[[int, int], N
                 if progress is not None:
                     progress(min(start + CHUNK, len(data)), len(data))
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
     return path

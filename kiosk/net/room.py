@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import time
@@ -183,35 +184,23 @@ class RoomNetwork:
         return [i.broadcast for i in ipv4_interfaces() if i.broadcast] or ["127.255.255.255"]
 
     async def _scan(self, timeout_s: float) -> list[ScanReply]:
+        """Send the signed scan; collect the replies until `timeout_s`, or until they have
+        stopped coming for `scan_quiet_s`. Replies are only kept while they arrive (a
+        thousand come within half a second); they are checked and pinned afterwards."""
         assert self.loop is not None
         nonce = secrets.token_hex(8)
-        replies: dict[str, ScanReply] = {}
-        heard = asyncio.Event()
+        heard: dict[str, list[dict[str, Any]]] = {}
+        arrived = asyncio.Event()
 
         def on_reply(msg: dict[str, Any], ip: str) -> None:
-            cert = msg.get("cert")
-            fp = msg.get("fingerprint")
-            if not isinstance(cert, str) or not isinstance(fp, str) or ip in replies:
-                return
-            try:
-                if cert_fingerprint(cert.encode()) != fp:
-                    return
-            except ValueError:
-                return
-            replies[ip] = ScanReply(
-                ip=ip,
-                hostname=str(msg.get("hostname", ""))[:64],
-                mac=str(msg.get("mac", ""))[:17],
-                os=str(msg.get("os", ""))[:64],
-                daemon_version=str(msg.get("version", ""))[:16],
-                fingerprint=fp,
-            )
-            self._trust(fp, cert.encode())
-            heard.set()
+            kept = heard.setdefault(ip, [])
+            if len(kept) < 4:  # the first valid one counts; a flood from one address does not
+                kept.append(msg)
+            arrived.set()
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        # 150 replies of ~1 KiB arrive at once: room for all of them while the loop is busy
+        # a whole room's replies (~1.5 KiB each) may arrive at once: room for them all
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.bind(("0.0.0.0", 0))
         transport, _ = await self.loop.create_datagram_endpoint(
@@ -226,55 +215,78 @@ class RoomNetwork:
                 transport.sendto(packet, (addr, self.settings.scan_port))
             deadline = self.loop.time() + timeout_s
             while (left := deadline - self.loop.time()) > 0:
-                heard.clear()
+                arrived.clear()
                 try:
                     await asyncio.wait_for(
-                        heard.wait(), min(left, self.settings.scan_quiet_s) if replies else left
+                        arrived.wait(), min(left, self.settings.scan_quiet_s) if heard else left
                     )
                 except TimeoutError:
-                    if replies:
+                    if heard:
                         break  # quiet for a while after the answers came in
         finally:
             transport.close()
-        return list(replies.values())
+        certs: dict[str, bytes] = {}
+        replies: list[ScanReply] = []
+        for ip, msgs in heard.items():
+            for msg in msgs:
+                if (reply := _scan_reply(msg, ip)) is not None:
+                    replies.append(reply)
+                    certs[reply.fingerprint] = msg["cert"].encode()
+                    break
+        self._trust(certs)
+        return replies
 
-    def _trust(self, fingerprint: str, cert_pem: bytes) -> None:
-        path = self.pcs_dir / f"{fingerprint}.crt"
-        if not path.exists():
-            write_atomic(path, cert_pem)
-        self.ctx.load_verify_locations(cadata=cert_pem.decode())
+    def _trust(self, certs: dict[str, bytes]) -> None:
+        """Pin the certificates of the PCs that answered: in the live TLS context, and a
+        file each for the next start, on disk before the seats that name them commit."""
+        new = {fp: pem for fp, pem in certs.items() if not (self.pcs_dir / f"{fp}.crt").exists()}
+        for fp, pem in new.items():
+            write_atomic(self.pcs_dir / f"{fp}.crt", pem, sync=False)
+            self.ctx.load_verify_locations(cadata=pem.decode())
+        if new:
+            os.sync()  # one flush for the whole scan, not two per certificate
 
     # -- commands ------------------------------------------------------------------------
+
+    def _issue(self, link: Link, command: str, args: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        """Send one numbered command; the future gets the PC's acknowledgement."""
+        assert self.loop is not None
+        seq = self.numbers.take()
+        future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        link.waiting[seq] = future
+        future.add_done_callback(lambda _: link.waiting.pop(seq, None))
+        link.send({"t": wire.COMMAND, "seq": seq, "cmd": command, "args": args})
+        return future
 
     async def _command(self, ip: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
         link = self.links.get(ip)
         if link is None:
             raise ConnectionError("离线")
-        assert self.loop is not None
-        seq = self.numbers.take()
-        future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        link.waiting[seq] = future
-        try:
-            link.send({"t": wire.COMMAND, "seq": seq, "cmd": command, "args": args})
-            return await asyncio.wait_for(future, self.settings.command_timeout_s)
-        finally:
-            link.waiting.pop(seq, None)
+        return await asyncio.wait_for(self._issue(link, command, args), self.settings.command_timeout_s)
 
     async def _send(self, ips: list[str], command: str, args: dict[str, Any]) -> SendResult:
-        async def one(ip: str) -> tuple[str, str]:
-            per_pc = args
-            if command == "show_seat":
-                per_pc = {"seat": args.get("numbers", {}).get(ip, "")}
-            try:
-                ack = await self._command(ip, command, per_pc)
-            except (ConnectionError, TimeoutError):
-                return ip, "离线" if ip not in self.links else "无应答"
-            return ip, "" if ack.get("ok") else str(ack.get("error", "执行失败"))
-
-        results = await asyncio.gather(*(one(ip) for ip in ips))
-        return SendResult(
-            ok=tuple(ip for ip, err in results if not err), failed={ip: err for ip, err in results if err}
-        )
+        """Every frame is written first, then the acknowledgements are awaited together:
+        a room-wide lock costs one pass over the links, not a task and a timer per PC."""
+        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        failed: dict[str, str] = {}
+        for ip in ips:
+            link = self.links.get(ip)
+            if link is None:
+                failed[ip] = "离线"
+                continue
+            per_pc = {"seat": args.get("numbers", {}).get(ip, "")} if command == "show_seat" else args
+            waiting[ip] = self._issue(link, command, per_pc)
+        if waiting:
+            await asyncio.wait(waiting.values(), timeout=self.settings.command_timeout_s)
+        for ip, future in waiting.items():
+            if not future.done():
+                future.cancel()
+                failed[ip] = "无应答"
+            elif future.exception() is not None:
+                failed[ip] = "离线"  # the link closed before the acknowledgement
+            elif not future.result().get("ok"):
+                failed[ip] = str(future.result().get("error", "执行失败"))
+        return SendResult(ok=tuple(ip for ip in ips if ip not in failed), failed=failed)
 
     async def _env_check(self, ips: list[str]) -> dict[str, dict[str, Any]]:
         async def one(ip: str) -> tuple[str, dict[str, Any] | None]:
@@ -425,6 +437,26 @@ class RoomNetwork:
                 continue  # not acknowledged: the PCs send the entries again
             for (link, _), result in zip(batch, results, strict=True):
                 link.send({"t": wire.JOURNAL_ACK, **result})
+
+
+def _scan_reply(msg: dict[str, Any], ip: str) -> ScanReply | None:
+    """A reply whose certificate matches the fingerprint it claims, else None."""
+    cert, fp = msg.get("cert"), msg.get("fingerprint")
+    if not isinstance(cert, str) or not isinstance(fp, str):
+        return None
+    try:
+        if cert_fingerprint(cert.encode()) != fp:
+            return None
+    except ValueError:
+        return None
+    return ScanReply(
+        ip=ip,
+        hostname=str(msg.get("hostname", ""))[:64],
+        mac=str(msg.get("mac", ""))[:17],
+        os=str(msg.get("os", ""))[:64],
+        daemon_version=str(msg.get("version", ""))[:16],
+        fingerprint=fp,
+    )
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
