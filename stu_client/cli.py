@@ -35,7 +35,7 @@ def _daemon(bundle: str, state: str, bind_ip: str | None) -> int:
     return 0
 
 
-def _sim(count: int, bundle: str, state: str | None) -> int:
+def _sim(count: int, bundle: str, state: str | None, mock_rate: float | None) -> int:
     from stu_client.daemon import BundleError
     from stu_client.sim import SimFleet, raise_fd_limit, run_until_signalled
 
@@ -47,7 +47,13 @@ def _sim(count: int, bundle: str, state: str | None) -> int:
         print(f"客户端配置包无效 / bad client bundle: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"count": count, "state": str(root)}, ensure_ascii=False), flush=True)
-    asyncio.run(run_until_signalled(fleet))
+
+    async def run() -> None:
+        if mock_rate:
+            fleet.play_mock(mock_rate)
+        await run_until_signalled(fleet)
+
+    asyncio.run(run())
     return 0
 
 
@@ -66,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--bundle", required=True)
     p.add_argument("--state", default=None, help="模拟考试机的状态根目录（默认新建临时目录）")
+    p.add_argument(
+        "--mock",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="模考：每台机按机位自动登录、开考后以每秒 RATE 题自动作答客观题、统一收卷时交卷",
+    )
     ns = parser.parse_args(argv)
     if ns.cmd == "journal":
         return _journal(ns.path)
@@ -75,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if ns.cmd == "daemon":
         return _daemon(ns.bundle, ns.state, ns.bind_ip)
-    return _sim(ns.count, ns.bundle, ns.state)
+    if ns.mock is not None and not 0 < ns.mock <= 100:
+        parser.error("--mock RATE: 每秒 0–100 题")
+    return _sim(ns.count, ns.bundle, ns.state, ns.mock)
 
 
 if __name__ == "__main__":

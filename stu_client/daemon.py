@@ -115,7 +115,7 @@ class Daemon:
         self.state = DaemonState.load(self.state_path)
         self.journal = Journal(self.state_dir / "journal.db")
         self.request_timeout = REQUEST_TIMEOUT_S
-        self.backoff_cap_s = BACKOFF_CAP_S
+        self.backoff_first_s, self.backoff_cap_s = BACKOFF_FIRST_S, BACKOFF_CAP_S
 
         # What tests and the simulated fleet look at.
         self.online = False
@@ -141,6 +141,7 @@ class Daemon:
         self._resume = asyncio.Event()
         self._resume.set()
         self._journal_wake = asyncio.Event()
+        self._link_now = asyncio.Event()  # set by the box's signed "link now" datagram
         self._tick = asyncio.Event()  # replaced at every change that waiters may await
         self._started = False
 
@@ -274,7 +275,8 @@ class Daemon:
         return result
 
     def _after_request(self, op: str, args: dict[str, Any], result: dict[str, Any]) -> None:
-        admission_no = str(args.get("admission_no", ""))
+        # Auto-login by seat names no one: the box's answer says who logged in.
+        admission_no = str(result.get("admission_no") or args.get("admission_no", ""))
         if op == "login" and admission_no:
             answers = result.get("answers")
             if isinstance(answers, list):
@@ -321,6 +323,9 @@ class Daemon:
     def _on_scan(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             msg = wire.open_datagram(data, self._verify_box)
+            if msg["t"] == wire.LINK_NOW:  # the box seated PCs: link now if not linked
+                self._link_now.set()
+                return
             nonce = msg.get("nonce")
             if msg["t"] != wire.SCAN or not isinstance(nonce, str) or len(nonce) > 64:
                 raise wire.WireError("not a scan")
@@ -380,6 +385,7 @@ class Daemon:
                 break
             welcomed_before = self.sessions
             started = time.monotonic()
+            self._link_now.clear()
             try:
                 await self._session()
             except (OSError, ssl.SSLError, asyncio.IncompleteReadError, wire.WireError, _LinkError) as exc:
@@ -407,8 +413,11 @@ class Daemon:
                 continue
             # The delay counts from the attempt's start: an attempt that hung until its
             # timeout (a pulled cable: SYNs unanswered) has waited already.
-            delay = min(BACKOFF_FIRST_S * 2 ** max(failures - 1, 0), self.backoff_cap_s)
-            await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+            # A "link now" from the box (it has just seated PCs) ends the wait early.
+            delay = min(self.backoff_first_s * 2 ** max(failures - 1, 0), self.backoff_cap_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, delay - (time.monotonic() - started))):
+                    await self._link_now.wait()
 
     async def _session(self) -> None:
         bundle = self.bundle

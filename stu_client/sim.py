@@ -12,10 +12,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-from stu_client.daemon import Daemon
+from stu_client.daemon import BoxRefused, Daemon
 from stu_client.platform import RecordingBackend
 
 log = logging.getLogger(__name__)
+
+_MOCK_VALUES: dict[str, Any] = {"single": "A", "multiple": ["A", "B"], "judge": True}  # auto-answer
 
 
 class SimFleet:
@@ -101,6 +103,46 @@ class SimFleet:
     async def submit(self, i: int) -> dict[str, Any]:
         return await self.daemons[i].request("submit", admission_no=self._candidate(i))
 
+    def play_mock(self, rate: float = 0.5) -> None:
+        """Every PC plays a mock-exam candidate (模考) by itself: see `mock_candidate`."""
+        for i in range(len(self.daemons)):
+            task = asyncio.get_running_loop().create_task(self._quietly(self.mock_candidate(i, rate)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def mock_candidate(self, i: int, rate: float) -> None:
+        """One PC in mock mode as the answer app plays it: log in by seat once the box
+        allows auto-login, begin at the box's start time, answer the objective questions
+        at `rate` a second while auto-answer is on; unified collection submits
+        (`_on_event`). Returns when the candidate is gone (submitted, logged out)."""
+        d, s = self.daemons[i], self.daemons[i].state
+        await d.wait_until(lambda: d.online and s.login_allowed and s.auto_login and not s.admission_no, None)
+        view = await d.request("login", admission_no="")
+        admission_no = view["admission_no"]
+        await d.wait_until(lambda: s.exam_start is not None, None)
+        await asyncio.sleep(max(0.0, (s.exam_start or 0) - d.box_time()))
+        await d.request("begin", admission_no=admission_no)
+        objective = [
+            (subject, q["id"], _MOCK_VALUES[q["type"]])
+            for subject, questions in view["papers"].items()
+            for q in questions
+            if q.get("type") in _MOCK_VALUES
+        ]
+        for subject, question, value in objective:
+            await d.wait_until(lambda: s.auto_answer or s.collect_requested or not s.admission_no, None)
+            if s.collect_requested or s.admission_no != admission_no:
+                return
+            d.save_answer(admission_no, subject, question, value)
+            await asyncio.sleep(1.0 / rate)
+
+    async def _quietly(self, coro: Any) -> None:
+        try:
+            await coro
+        except (ConnectionError, TimeoutError, BoxRefused) as exc:  # the box said no, or is away
+            log.info("simulated candidate stopped: %s", exc)
+        except Exception:  # a bug: in the log, the rest of the fleet goes on
+            log.exception("simulated candidate failed")
+
     def go_offline(self, i: int) -> None:
         self.daemons[i].go_offline()
 
@@ -116,8 +158,7 @@ class SimFleet:
             task.add_done_callback(self._tasks.discard)
 
     async def _submit_quietly(self, i: int) -> None:
-        with contextlib.suppress(Exception):
-            await self.submit(i)
+        await self._quietly(self.submit(i))
 
 
 def raise_fd_limit() -> None:

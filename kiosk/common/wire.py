@@ -31,6 +31,7 @@ RESPONSE = "res"  # box -> PC: {id, ok, result | error}
 
 SCAN = "scan"
 SCAN_REPLY = "scan_reply"
+LINK_NOW = "link_now"  # box -> all PCs, signed: seats changed, connect now (no backoff wait)
 
 
 TLS_READ_BUFFER = 16 * 1024  # one TLS record's plaintext

@@ -32,6 +32,8 @@ from kiosk.settings import Settings
 log = logging.getLogger(__name__)
 
 SEQ_BLOCK = 10_000  # command numbers reserved on disk at a time
+GROUP_COMMIT_ENTRIES = 2_000  # journal entries per group commit, at most (plus one frame)
+SEATS_ADDED = {"seats_scanned", "seat_added", "seats_imported"}  # events after which PCs may link
 REQUESTS = {
     "login": "candidate_login",
     "begin": "candidate_begin",
@@ -114,6 +116,7 @@ class RoomNetwork:
         self.loop = asyncio.get_running_loop()
         wire.small_tls_buffers()
         await self.call(service.reset_links)  # nothing is connected to a box that just started
+        service.subscribe(self._on_service_event)
         self.server = await asyncio.start_server(
             self._serve,
             self.settings.control_host,
@@ -235,6 +238,22 @@ class RoomNetwork:
                     break
         self._trust(certs)
         return replies
+
+    def _on_service_event(self, ev: Any) -> None:
+        """After seats are added (their commit is done): every PC waiting to be seated
+        links at once instead of at its next backoff retry, up to 2 s later."""
+        if ev.kind in SEATS_ADDED and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._announce_seats)
+
+    def _announce_seats(self) -> None:
+        packet = wire.signed_datagram(
+            {"t": wire.LINK_NOW, "ts": self.service.now()}, lambda raw: sign(self.identity, raw)
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            for addr in self.broadcast_addresses():
+                with contextlib.suppress(OSError):
+                    sock.sendto(packet, (addr, self.settings.scan_port))
 
     def _trust(self, certs: dict[str, bytes]) -> None:
         """Pin the certificates of the PCs that answered: in the live TLS context, and a
@@ -428,8 +447,12 @@ class RoomNetwork:
         many acknowledgements per synchronous=FULL commit, none before it."""
         while True:
             batch = [await self.journal_queue.get()]
-            while not self.journal_queue.empty():
+            entries = len(batch[0][1])
+            # Bounded: a whole room reconnecting with a backlog is several commits, not
+            # one transaction holding every entry of the room in memory at once.
+            while not self.journal_queue.empty() and entries < GROUP_COMMIT_ENTRIES:
                 batch.append(self.journal_queue.get_nowait())
+                entries += len(batch[-1][1])
             try:
                 results = await self.call(self.service.sync_journals, [(link.ip, e) for link, e in batch])
             except Exception:

@@ -85,11 +85,17 @@ class CandidateLink(Incidents):
                     self.seat_link(ip, online)
 
     def candidate_login(self, admission_no: str, ip: str) -> dict[str, Any]:
+        """A candidate logs in at a PC; no admission number is mock mode's auto-login by
+        seat (按机位号登录): the candidate whose place in the session's list is the seat's."""
         seat = self._seat_for(ip)
         session = self.current_session()
         room = self.phase(session)
         with self.tx():
-            c = self.get_candidate(admission_no, session)
+            c = (
+                self.get_candidate(admission_no, session)
+                if admission_no
+                else self._seat_candidate(session, seat)
+            )
             v = self.view(c)
             rules.check_login(v, room, self.now())
             after = rules.after_login(v, room)
@@ -124,6 +130,24 @@ class CandidateLink(Incidents):
                 resumed=v.resume_pending,
             )
         return self.client_view(Candidate.get_by_id(c.id))
+
+    def _seat_candidate(self, session: Session, seat: Seat) -> Candidate:
+        if not (session.auto_login and self.policy().mock):
+            raise Refused("auto_login_off", "未开启自动登录，请输入准考证号", "auto-login is off")
+        c = (
+            Candidate.select()
+            .where(Candidate.session == session)
+            .order_by(Candidate.seq)
+            .offset(seat.number - 1)
+            .first()
+        )
+        if c is None:
+            raise Refused(
+                "no_seat_candidate",
+                f"机位 {seat.number:03d} 没有对应的考生",
+                f"no candidate for seat {seat.number}",
+            )
+        return c
 
     def client_view(self, c: Candidate) -> dict[str, Any]:
         """What the answer app needs: identity, subjects, times, papers when authorised, answers."""

@@ -133,17 +133,26 @@ class Engine:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def start_engine(root: Path, seats: int = CANDIDATES, poll_s: float = 0.02) -> Engine:
-    """`kiosk serve --simulate-seats N` in a fresh home; returns once the admin port
-    file exists (the engine's own signal that it is ready)."""
+def start_engine(
+    root: Path, seats: int | None = CANDIDATES, poll_s: float = 0.02, env: dict[str, str] | None = None
+) -> Engine:
+    """`kiosk serve --simulate-seats N` in a fresh home (`seats=None`: the real room
+    network, on the ports in `env`); returns once the admin port file exists (the
+    engine's own signal that it is ready)."""
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     log = root / "engine.log"
     with open(log, "wb") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            [*kiosk_command(), "serve", "--home", str(home), "--simulate-seats", str(seats)],
+            [
+                *kiosk_command(),
+                "serve",
+                "--home",
+                str(home),
+                *(["--simulate-seats", str(seats)] if seats else []),
+            ],
             cwd=root,
-            env=engine_env(),
+            env={**engine_env(), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -115,3 +115,26 @@ def test_break_resume_on_another_pc_continues_with_every_answer(tmp_path):
             assert stored[(no, "1")] == '"D"', "the new PC's answer is newer than the old PC's"
 
     asyncio.run(story())
+
+
+def test_pcs_waiting_to_be_seated_link_as_soon_as_the_scan_seats_them(tmp_path):
+    """The box's signed "link now" after a scan ends every daemon's backoff wait: here
+    the next retry would be ten minutes away."""
+
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 4) as room:
+            for d in room.fleet.daemons:
+                d.backoff_first_s = d.backoff_cap_s = 600.0
+            # refused (not seated yet) at least once since: now in a 600 s wait
+            base = [d.connect_failures for d in room.fleet.daemons]
+            await asyncio.gather(
+                *(
+                    d.wait_until(lambda d=d, b=b: d.connect_failures > b, 10)
+                    for d, b in zip(room.fleet.daemons, base, strict=True)
+                )
+            )
+            await room.op("seats_scan", "ip")
+            await room.fleet.wait_all_online(10)
+            assert all(s["online"] for s in await room.op("seats"))
+
+    asyncio.run(story())

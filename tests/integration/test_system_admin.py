@@ -165,7 +165,10 @@ def test_mock_mode_auto_login_auto_answer_and_unified_collection(room, fleet, cl
     ip = seat_ips(room)[0]
     assert ("allow_login", {"session": 1, "auto_login": True}) in fleet.pcs[ip].received
     assert room.auto_answer(True)["auto_answer"] and "auto_answer" in fleet.commands(ip)
+    third = room.candidate_login("", seat_ips(room)[2])  # auto-login by seat: seat 003
+    assert third["admission_no"] == candidates(room)[2]["admission_no"]
     assert not room.auto_login(False)["auto_login"]
+    refused("auto_login_off", room.candidate_login, "", seat_ips(room)[3])
     c = candidates(room)[0]
     room.candidate_login(c["admission_no"], ip)
     room.allow_start()
