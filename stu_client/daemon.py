@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0  # a LAN handshake takes milliseconds; this covers one lost SYN
 REQUEST_TIMEOUT_S = 10.0
 JACK_TIMEOUT_S = 15.0  # a journal frame not covered by a jack by then is sent again
-JOURNAL_BATCH = 200
+JOURNAL_BATCH = 50  # entries per frame: the box holds one frame per link in memory at most
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 2.0  # capped so a PC is back within 3 s of its cable
 
 

@@ -30,7 +30,7 @@ from kiosk.common.crypto import (
     server_context,
     sign,
 )
-from stu_client.daemon import BoxRefused, BundleError, Daemon
+from stu_client.daemon import JOURNAL_BATCH, BoxRefused, BundleError, Daemon
 from stu_client.localstore import DaemonState
 from stu_client.platform import RecordingBackend, SystemBackend
 from stu_client.sim import SimFleet
@@ -520,18 +520,20 @@ def test_a_journal_entry_is_marked_acked_only_after_the_jack(tmp_path):
     with_room(tmp_path, body)
 
 
-def test_one_frame_in_flight_of_at_most_200_entries(tmp_path):
+def test_one_frame_in_flight_of_at_most_journal_batch_entries(tmp_path):
+    n = JOURNAL_BATCH
+
     async def body(room: Room, daemon: Daemon) -> None:
-        for q in range(250):
+        for q in range(n + 20):
             daemon.save_answer("1001", "1", str(q), "A")
         await daemon.wait_online(T)
         first = await room.fake.expect(wire.JOURNAL)
-        assert [e["seq"] for e in first["entries"]] == list(range(1, 201))
+        assert [e["seq"] for e in first["entries"]] == list(range(1, n + 1))
         assert room.fake.frames[wire.JOURNAL].empty()
-        room.fake.send({"t": wire.JOURNAL_ACK, "upto": 200, "refused": [{"seq": 7, "code": "not_in_exam"}]})
+        room.fake.send({"t": wire.JOURNAL_ACK, "upto": n, "refused": [{"seq": 7, "code": "not_in_exam"}]})
         second = await room.fake.expect(wire.JOURNAL)
-        assert [e["seq"] for e in second["entries"]] == list(range(201, 251))
-        room.fake.send({"t": wire.JOURNAL_ACK, "upto": 250, "refused": []})
+        assert [e["seq"] for e in second["entries"]] == list(range(n + 1, n + 21))
+        room.fake.send({"t": wire.JOURNAL_ACK, "upto": n + 20, "refused": []})
         await daemon.wait_synced(T)
         assert daemon.refused == [{"seq": 7, "code": "not_in_exam"}]
 
