@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SEQ_BLOCK = 10_000  # command numbers reserved on disk at a time
 GROUP_COMMIT_ENTRIES = 2_000  # journal entries per group commit, at most (plus one frame)
 SEATS_ADDED = {"seats_scanned", "seat_added", "seats_imported"}  # events after which PCs may link
+SEATS_CHANGED = SEATS_ADDED | {"seat_edited", "seat_deleted", "box_initialised"}
+DROP_LOG_S = 60.0  # an address that is not a seat is logged once a minute, however often it tries
 REQUESTS = {
     "login": "candidate_login",
     "begin": "candidate_begin",
@@ -104,6 +106,8 @@ class RoomNetwork:
         self.server: asyncio.Server | None = None
         self.journal_queue: asyncio.Queue[tuple[Link, list[dict[str, Any]]]] = asyncio.Queue()
         self.changed: set[str] = set()  # IPs whose link came or went since the last flush
+        self.seat_ips: frozenset[str] = frozenset()  # refreshed after every change of the seats
+        self.dropped: dict[str, float] = {}  # address -> when its last refusal was logged
         self.link_wake = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.handlers: set[asyncio.Task[Any]] = set()  # one per connection
@@ -116,13 +120,11 @@ class RoomNetwork:
         self.loop = asyncio.get_running_loop()
         wire.small_tls_buffers()
         await self.call(service.reset_links)  # nothing is connected to a box that just started
+        self.seat_ips = await self.call(self._read_seat_ips)
         service.subscribe(self._on_service_event)
+        # Plain TCP first: TLS starts only for a seat's address (see _serve).
         self.server = await asyncio.start_server(
-            self._serve,
-            self.settings.control_host,
-            self.settings.control_port,
-            ssl=self.ctx,
-            ssl_handshake_timeout=10,
+            self._serve, self.settings.control_host, self.settings.control_port
         )
         self.tasks = [
             asyncio.create_task(self._heartbeats()),
@@ -239,11 +241,22 @@ class RoomNetwork:
         self._trust(certs)
         return replies
 
+    def _read_seat_ips(self) -> frozenset[str]:
+        return frozenset(s["ip"] for s in self.service.seats())
+
     def _on_service_event(self, ev: Any) -> None:
-        """After seats are added (their commit is done): every PC waiting to be seated
-        links at once instead of at its next backoff retry, up to 2 s later."""
-        if ev.kind in SEATS_ADDED and self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._announce_seats)
+        """On the service's thread, after the commit of a change of the seats: the new
+        set of seat addresses goes to the loop; after seats are added, every PC waiting
+        to be seated links at once instead of at its next backoff retry, up to 2 s later."""
+        if ev.kind not in SEATS_CHANGED or self.loop is None or self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self._seats_changed, self._read_seat_ips(), ev.kind in SEATS_ADDED)
+
+    def _seats_changed(self, ips: frozenset[str], added: bool) -> None:
+        self.seat_ips = ips
+        self.dropped.clear()  # an address refused under the old seats is news again
+        if added:
+            self._announce_seats()
 
     def _announce_seats(self) -> None:
         packet = wire.signed_datagram(
@@ -349,9 +362,18 @@ class RoomNetwork:
             self.handlers.add(task)
             task.add_done_callback(self.handlers.discard)
         ip = writer.get_extra_info("peername")[0]
-        fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
+        if ip not in self.seat_ips:
+            # Not a seat: dropped before any TLS work, so unseated PCs retrying (a whole
+            # lab before its scan) cost the box a socket each, not a handshake each.
+            writer.transport.abort()
+            if time.monotonic() - self.dropped.get(ip, -DROP_LOG_S) >= DROP_LOG_S:
+                self.dropped[ip] = time.monotonic()
+                log.warning("refused link from %s : not a seat's address", ip)
+            return
         link: Link | None = None
         try:
+            await writer.start_tls(self.ctx, ssl_handshake_timeout=10)
+            fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
             hello = await asyncio.wait_for(wire.read_frame(reader), 10)
             welcome = await self.call(self.service.pc_welcome, ip, fingerprint)
             if hello.get("t") != wire.HELLO or welcome is None:

@@ -202,10 +202,14 @@ class DuringExam(ServiceBase):
                     Session.id == session.id
                 ).execute()
                 self.event("login_allowed", operator=operator, session=session.number, auto_login=auto_login)
+            elif auto_login and not session.auto_login:  # login was allowed already (by the box's tick)
+                Session.update(auto_login=True).where(Session.id == session.id).execute()
+                self.event("auto_login_on", operator=operator, session=session.number)
+        now = self.current_session()  # what the PCs must hold, whoever allowed login first
         self.ports.seats.send(
-            self._seat_ips(), "allow_login", {"session": session.number, "auto_login": auto_login}
+            self._seat_ips(), "allow_login", {"session": session.number, "auto_login": now.auto_login}
         )
-        return {"login_allowed_at": self.current_session().login_allowed_at}
+        return {"login_allowed_at": now.login_allowed_at}
 
     def tick(self) -> dict[str, Any]:
         """What the box does by itself as time passes (the engine calls this every

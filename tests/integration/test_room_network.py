@@ -4,7 +4,9 @@ SimFleet in this process). Scan, link, commands, candidates, answer sync, link l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import ssl
 
 import pytest
 
@@ -136,5 +138,42 @@ def test_pcs_waiting_to_be_seated_link_as_soon_as_the_scan_seats_them(tmp_path):
             await room.op("seats_scan", "ip")
             await room.fleet.wait_all_online(10)
             assert all(s["online"] for s in await room.op("seats"))
+
+    asyncio.run(story())
+
+
+def _client_hello() -> bytes:
+    """The first bytes of a TLS client, made without a socket."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
+
+
+def test_an_address_that_is_not_a_seat_gets_no_tls_at_all(tmp_path):
+    """The box answers a ClientHello from a seat's address with its ServerHello, and
+    closes the connection of any other address without a byte: no handshake work."""
+
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 1) as room:
+            await room.seat_all()
+
+            async def answer_from(ip: str) -> bytes:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", room.settings.control_port, local_addr=(ip, 0)
+                )
+                try:
+                    writer.write(_client_hello())
+                    return await asyncio.wait_for(reader.read(64), 10)
+                except ConnectionResetError:
+                    return b""  # dropped (reset) without a byte
+                finally:
+                    writer.close()
+
+            assert (await answer_from("127.0.10.11"))[:1] == b"\x16", "a TLS handshake record"
+            assert await answer_from("127.0.10.250") == b""
 
     asyncio.run(story())

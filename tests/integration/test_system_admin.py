@@ -211,3 +211,19 @@ def test_a_rolled_back_savepoint_takes_its_events_with_it(room):
     kinds = [e.kind for e in Event.select().where(Event.id > before).order_by(Event.id)]
     assert kinds == ["kept_before", "kept_after"]
     assert room.log_verify()["ok"]
+
+
+def test_auto_login_asked_after_the_box_allowed_login_by_itself_is_on(room, fleet, clock, tmp_path):
+    files = make_exam_files(tmp_path / "mock-usb", mock=True)
+    prepare(room, fleet, files)
+    enter(room)
+    room.authorise(str(files.auth[1]))
+    clock.set(START - 1700)
+    assert room.tick()["allow_login"]  # the login window opened: the box allowed login itself
+    ip = seat_ips(room)[0]
+    assert fleet.pcs[ip].received[-1] == ("allow_login", {"session": 1, "auto_login": False})
+    room.allow_login(auto_login=True)
+    assert fleet.pcs[ip].received[-1] == ("allow_login", {"session": 1, "auto_login": True})
+    assert room.candidate_login("", ip)["admission_no"] == candidates(room)[0]["admission_no"]
+    room.allow_login()  # asked again without it: auto-login stays on, and the PCs are told so
+    assert fleet.pcs[ip].received[-1] == ("allow_login", {"session": 1, "auto_login": True})
