@@ -32,16 +32,31 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_site_mock(ns: argparse.Namespace) -> int:
-    from kiosk.site.mock import build_default_exam, write_mock_exam
+    from kiosk.core.errors import Refused
+    from kiosk.site.inputs import read_candidate_list, read_question_bank
+    from kiosk.site.mock import build_default_exam, build_exam_from, default_bank, write_mock_exam
 
     start = ns.start if ns.start is not None else time.time() + 3600
-    exam = build_default_exam(
-        room_code=ns.room,
-        site_code=ns.room[:7],
-        first_start=start,
-        candidates_per_session=ns.candidates,
-        mock=not ns.formal,
-    )
+    try:
+        if ns.questions_file and not ns.candidates_file:
+            raise Refused("bad_input", "使用自备题库时请同时提供考生名单（--candidates-file）", "no list")
+        if ns.candidates_file:
+            bank = read_question_bank(ns.questions_file) if ns.questions_file else default_bank()
+            people = read_candidate_list(ns.candidates_file, {s.code for s in bank})
+            exam = build_exam_from(
+                bank, people, room_code=ns.room, site_code=ns.room[:7], first_start=start, mock=not ns.formal
+            )
+        else:
+            exam = build_default_exam(
+                room_code=ns.room,
+                site_code=ns.room[:7],
+                first_start=start,
+                candidates_per_session=ns.candidates,
+                mock=not ns.formal,
+            )
+    except Refused as exc:
+        print(f"错误：{exc.zh}", file=sys.stderr)
+        return 1
     paths = write_mock_exam(exam, Path(ns.out))
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -101,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", type=int, default=40)
     p.add_argument("--start", type=float, help="第一场开考时间（epoch 秒，默认一小时后）")
     p.add_argument("--formal", action="store_true", help="正考（默认模考）")
+    columns = "准考证号、姓名、性别、证件类型、证件号码、科目、场次"
+    p.add_argument("--candidates-file", help=f"考生名单 .csv/.xlsx（{columns}）")
+    p.add_argument("--questions-file", help="题库 .json/.xlsx（默认内置题库：理论 T01、实操 P01）")
     p.set_defaults(fn=cmd_site_mock)
     p = site.add_parser("code", help="计算授权码")
     p.add_argument("purpose", choices=["late_start", "late_candidate", "extra_time", "reexam"])

@@ -35,6 +35,7 @@ SEQ_BLOCK = 10_000  # command numbers reserved on disk at a time
 GROUP_COMMIT_ENTRIES = 2_000  # journal entries per group commit, at most (plus one frame)
 SEATS_ADDED = {"seats_scanned", "seat_added", "seats_imported"}  # events after which PCs may link
 SEATS_CHANGED = SEATS_ADDED | {"seat_edited", "seat_deleted", "box_initialised"}
+MAX_SCAN_ADDRESSES = 4096  # replying addresses one scan keeps, at most
 DROP_LOG_S = 60.0  # an address that is not a seat is logged once a minute, however often it tries
 REQUESTS = {
     "login": "candidate_login",
@@ -198,6 +199,8 @@ class RoomNetwork:
         arrived = asyncio.Event()
 
         def on_reply(msg: dict[str, Any], ip: str) -> None:
+            if ip not in heard and len(heard) >= MAX_SCAN_ADDRESSES:
+                return  # a flood of forged source addresses is not a room
             kept = heard.setdefault(ip, [])
             if len(kept) < 4:  # the first valid one counts; a flood from one address does not
                 kept.append(msg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, VERSION, dump, seal_paper
 from kiosk.core.errors import Refused
+from kiosk.site.inputs import CandidateSpec, SubjectSpec
 
 PACKAGE_FILE = "exam-package.json"
 
@@ -317,10 +319,6 @@ def build_default_exam(
 ) -> MockExam:
     """The drill exam: odd sessions sit the theory paper, even ones the operation paper;
     every candidate sits exactly one subject in one session."""
-    if not (len(site_code) == 7 and site_code.isdigit()):
-        raise _bad("考点代码应为7位数字", "site code must be 7 digits")
-    if not (len(room_code) == 10 and room_code.isdigit() and room_code.startswith(site_code)):
-        raise _bad("考场代码应为考点代码加3位数字", "room code must be the site code + 3 digits")
     # One digit for the session and three for the sequence keep admission numbers 18 long.
     if not 1 <= sessions <= 9:
         raise _bad("场次数应为1到9", "sessions must be 1..9")
@@ -329,29 +327,100 @@ def build_default_exam(
     if session_gap_s < OPERATION["duration_s"]:
         raise _bad("场次间隔短于科目时长", "session gap shorter than a subject's duration")
 
-    site_secret = _rng(seed, "site-secret").randbytes(32)
-    key_rng = _rng(seed, "paper-keys")
     people = _rng(seed, "candidates")
     papers_rng = _rng(seed, "papers")
     theory, operation = _theory_questions(papers_rng), _operation_tasks()
-
-    session_docs: list[dict[str, Any]] = []
     candidates: list[dict[str, Any]] = []
-    authorisations: dict[int, dict] = {}
+    papers: dict[int, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for number in range(1, sessions + 1):
         subject, questions = (THEORY, theory) if number % 2 else (OPERATION, operation)
+        papers[number] = [(subject, questions)]
+        candidates += _candidates(people, room_code, number, candidates_per_session, subject["code"])
+    return _exam(room_code, site_code, first_start, session_gap_s, mock, seed, papers, candidates)
+
+
+def default_bank(seed: int = 1) -> list[SubjectSpec]:
+    """The built-in question bank: the theory paper and the operation tasks."""
+    papers = {"T01": _theory_questions(_rng(seed, "papers")), "P01": _operation_tasks()}
+    return [
+        SubjectSpec(s["code"], s["name"], s["duration_s"], s["kind"], tuple(papers[s["code"]]))
+        for s in (THEORY, OPERATION)
+    ]
+
+
+def build_exam_from(
+    bank: Sequence[SubjectSpec],
+    people: Sequence[CandidateSpec],
+    *,
+    room_code: str = "1999999001",
+    site_code: str = "1999999",
+    first_start: float,
+    session_gap_s: int = 4 * 3600,
+    mock: bool = True,
+    seed: int = 1,
+) -> MockExam:
+    """A school's own drill from its question bank and candidate list (kiosk.site.inputs):
+    each session has a paper for every subject its candidates sit."""
+    if not people:
+        raise _bad("考生名单是空的", "no candidates")
+    by_code = {s.code: s for s in bank}
+    longest = max(by_code[c].duration_s for p in people for c in p.subjects)
+    if session_gap_s < longest:
+        raise _bad("场次间隔短于科目时长", "session gap shorter than a subject's duration")
+    numbers = sorted({p.session for p in people})
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise _bad(f"场次应从1开始连续编号（名单中有：{numbers}）", f"sessions must be 1..n, got {numbers}")
+    papers: dict[int, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    for n in numbers:
+        codes = dict.fromkeys(c for p in people if p.session == n for c in p.subjects)
+        papers[n] = [(_subject_doc(by_code[c]), list(by_code[c].questions)) for c in codes]
+    candidates = [
+        {
+            "admission_no": p.admission_no,
+            "name": p.name,
+            "gender": p.gender,
+            "id_type": p.id_type,
+            "id_number": p.id_number,
+            "session": p.session,
+            "subjects": list(p.subjects),
+        }
+        for p in people
+    ]
+    return _exam(room_code, site_code, first_start, session_gap_s, mock, seed, papers, candidates)
+
+
+def _subject_doc(s: SubjectSpec) -> dict[str, Any]:
+    return {"code": s.code, "name": s.name, "duration_s": s.duration_s, "kind": s.kind}
+
+
+def _exam(
+    room_code: str,
+    site_code: str,
+    first_start: float,
+    session_gap_s: int,
+    mock: bool,
+    seed: int,
+    papers: dict[int, list[tuple[dict[str, Any], list[dict[str, Any]]]]],
+    candidates: list[dict[str, Any]],
+) -> MockExam:
+    """The exam package and the session authorisations: per session, its papers sealed
+    with the session's key."""
+    if not (len(site_code) == 7 and site_code.isdigit()):
+        raise _bad("考点代码应为7位数字", "site code must be 7 digits")
+    if not (len(room_code) == 10 and room_code.isdigit() and room_code.startswith(site_code)):
+        raise _bad("考场代码应为考点代码加3位数字", "room code must be the site code + 3 digits")
+    site_secret = _rng(seed, "site-secret").randbytes(32)
+    key_rng = _rng(seed, "paper-keys")
+    session_docs: list[dict[str, Any]] = []
+    authorisations: dict[int, dict] = {}
+    subjects: dict[str, dict[str, Any]] = {}
+    for number, session_papers in sorted(papers.items()):
         start = first_start + (number - 1) * session_gap_s
         key = key_rng.randbytes(32)
-        paper = seal_paper(key, room_code, number, subject["code"], questions)
-        session_docs.append(
-            {
-                "number": number,
-                "name": _SESSION_NAMES[number - 1],
-                "start": start,
-                "papers": [paper],
-            }
-        )
-        candidates += _candidates(people, room_code, number, candidates_per_session, subject["code"])
+        sealed = [seal_paper(key, room_code, number, subject["code"], qs) for subject, qs in session_papers]
+        subjects.update({subject["code"]: dict(subject) for subject, _ in session_papers})
+        name = _SESSION_NAMES[number - 1]
+        session_docs.append({"number": number, "name": name, "start": start, "papers": sealed})
         authorisations[number] = {
             "format": AUTH_FORMAT,
             "version": VERSION,
@@ -386,7 +455,7 @@ def build_default_exam(
             "staff": [dict(s) for s in STAFF],
             "requirements": {k: list(v) if isinstance(v, list) else v for k, v in REQUIREMENTS.items()},
         },
-        "subjects": [dict(THEORY), dict(OPERATION)],
+        "subjects": list(subjects.values()),
         "sessions": session_docs,
         "candidates": candidates,
     }
