@@ -1,0 +1,194 @@
+"""Format v2 of what the exam site sends (docs/formats.md, "Signing"): a signed envelope
+around a JSON body, and the room sheet (考点信息表) that ties the site's key to the
+room's registration code so that the box can pin it.
+
+A reader checks the signature before it parses the body, and refuses anything else with
+Refused(code, Chinese, English); nothing here touches a database."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from kiosk.common.crypto import Identity, cert_fingerprint, sign, verify_signature
+from kiosk.core.errors import Refused
+
+ENVELOPE_VERSION = 2
+ROOM_SHEET_FORMAT = "room-sheet"
+MAX_ENVELOPE_BYTES = 256 * 1024 * 1024
+_REGISTRATION = re.compile(r"[A-Z]{8}")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(signer: Identity, fmt: str, body: dict[str, Any]) -> bytes:
+    """The signed envelope: ``{"format", "version": 2, "signer", "body", "sig"}`` where
+    ``body`` is the base64 of the canonical JSON and ``sig`` its ECDSA signature."""
+    raw = _canonical(body)
+    doc = {
+        "format": fmt,
+        "version": ENVELOPE_VERSION,
+        "signer": signer.fingerprint,
+        "body": base64.b64encode(raw).decode(),
+        "sig": base64.b64encode(sign(signer, raw)).decode(),
+    }
+    # Compact: every byte of the file is significant, so any changed byte is refused.
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    fmt: str
+    signer: str  # the fingerprint the envelope names
+    raw: bytes  # the signed bytes
+    sig: bytes
+
+
+def _envelope(raw: bytes, fmt: str) -> Envelope:
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise Refused("package_invalid", "文件过大", "envelope too large")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused("package_invalid", "不是有效的 JSON 文件", f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise Refused("package_invalid", f"不是{fmt}文件", f"format is not {fmt}")
+    if type(doc.get("version")) is not int or doc["version"] != ENVELOPE_VERSION:
+        raise Refused("package_invalid", f"不支持的版本 {doc.get('version')!r}", "unsupported version")
+    signer, body, sig = doc.get("signer"), doc.get("body"), doc.get("sig")
+    if not all(isinstance(v, str) for v in (signer, body, sig)):
+        raise Refused("package_invalid", "缺少签名信息", "signer, body and sig must be strings")
+    return Envelope(fmt, signer, _strict_b64(body), _strict_b64(sig))
+
+
+def _strict_b64(text: str) -> bytes:
+    """Base64 in its one canonical spelling: a changed padding bit is a changed file."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Refused("package_invalid", "签名信息编码错误", f"bad base64: {exc}") from exc
+    if base64.b64encode(raw).decode() != text:
+        raise Refused("package_invalid", "签名信息编码错误", "non-canonical base64")
+    return raw
+
+
+def _body(env: Envelope) -> dict[str, Any]:
+    try:
+        body = json.loads(env.raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # signed, yet not JSON: the signer's bug
+        raise Refused("package_invalid", "文件内容不是有效的 JSON", f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise Refused("package_invalid", "文件内容格式错误", "signed body is not an object")
+    return body
+
+
+def open_sealed(raw: bytes, fmt: str, signer_cert_pem: bytes) -> dict[str, Any]:
+    """The body of an envelope signed by the pinned certificate, or a refusal:
+    ``foreign_signer`` (another key signed it), ``bad_signature`` (changed after signing)."""
+    env = _envelope(raw, fmt)
+    if env.signer != cert_fingerprint(signer_cert_pem):
+        raise Refused("foreign_signer", "文件不是本考点签发的", "signed by another key")
+    if not verify_signature(signer_cert_pem, env.raw, env.sig):
+        raise Refused("bad_signature", "文件签名无效（已被修改或损坏）", "signature does not verify")
+    return _body(env)
+
+
+# -- the room sheet ----------------------------------------------------------------------
+
+
+def normalise_registration_code(code: str) -> str:
+    """As typed: full-width letters folded, case and spaces ignored."""
+    return re.sub(r"[\s\-_]", "", unicodedata.normalize("NFKC", str(code))).upper()
+
+
+def registration_proof(registration_code: str, room_code: str, site_fingerprint: str) -> str:
+    """HMAC-SHA256 of the site's certificate fingerprint under a key stretched from the
+    registration code (scrypt, salted with the room code): the sheet is the site's only if
+    its maker knew the code that reached the room apart from the files."""
+    code = normalise_registration_code(registration_code)
+    key = Scrypt(salt=room_code.encode(), length=32, **_SCRYPT).derive(code.encode())
+    return hmac.new(key, site_fingerprint.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class RoomSheet:
+    site_code: str
+    site_name: str
+    site_ip: str
+    room_code: str
+    site_cert_pem: bytes
+    site_fingerprint: str
+    sessions: tuple[dict[str, Any], ...]  # number, candidates, first/last admission number
+    issued_at: float
+
+
+def write_room_sheet(site: Identity, registration_code: str, sheet: dict[str, Any]) -> bytes:
+    """The site's side: the sheet for one room, with the site certificate and the proof."""
+    code = normalise_registration_code(registration_code)
+    if not _REGISTRATION.fullmatch(code):
+        raise Refused("bad_registration_code", "注册码应为8个字母", "registration code must be 8 letters")
+    body = {
+        **sheet,
+        "site_cert": site.cert_pem.decode(),
+        "proof": registration_proof(code, str(sheet["room_code"]), site.fingerprint),
+    }
+    return seal(site, ROOM_SHEET_FORMAT, body)
+
+
+def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomSheet:
+    """The box's side: the sheet of this room, signed by the certificate it carries, whose
+    proof holds for the registration code the officer typed. Refusals: ``bad_signature``,
+    ``foreign_room``, ``registration_code_wrong``, ``package_invalid``."""
+    env = _envelope(raw, ROOM_SHEET_FORMAT)
+    body = _body(env)  # parsed before the check only to find the certificate to check with
+    cert = body.get("site_cert")
+    if not isinstance(cert, str):
+        raise Refused("package_invalid", "考点信息表缺少考点证书", "no site certificate")
+    try:
+        x509.load_pem_x509_certificate(cert.encode())
+    except ValueError as exc:
+        raise Refused("package_invalid", "考点证书无效", f"bad site certificate: {exc}") from exc
+    pem = cert.encode()
+    fingerprint = cert_fingerprint(pem)
+    if env.signer != fingerprint or not verify_signature(pem, env.raw, env.sig):
+        raise Refused("bad_signature", "考点信息表签名无效（已被修改或损坏）", "signature does not verify")
+    if body.get("room_code") != room_code:
+        raise Refused(
+            "foreign_room", f"这是考场 {body.get('room_code')} 的考点信息表", "the sheet is for another room"
+        )
+    proof = body.get("proof")
+    expected = registration_proof(registration_code, room_code, fingerprint)
+    if not isinstance(proof, str) or not hmac.compare_digest(proof, expected):
+        raise Refused("registration_code_wrong", "注册码与考点信息表不符", "registration code mismatch")
+    sessions = body.get("sessions", [])
+    issued = body.get("issued_at")
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise Refused("package_invalid", "考点信息表的场次格式错误", "sessions must be a list of objects")
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        raise Refused("package_invalid", "考点信息表缺少签发时间", "issued_at must be a number")
+    text = {k: body.get(k) for k in ("site_code", "site_name", "site_ip")}
+    if not all(isinstance(v, str) for v in text.values()):
+        raise Refused("package_invalid", "考点信息表缺少考点代码、名称或地址", "site fields must be strings")
+    return RoomSheet(
+        site_code=text["site_code"],  # type: ignore[arg-type]
+        site_name=text["site_name"],  # type: ignore[arg-type]
+        site_ip=text["site_ip"],  # type: ignore[arg-type]
+        room_code=room_code,
+        site_cert_pem=pem,
+        site_fingerprint=fingerprint,
+        sessions=tuple(sessions),
+        issued_at=float(issued),
+    )

@@ -1,0 +1,146 @@
+"""Format v2: the site-signed envelope and the room sheet that pins the site's key to the
+room's registration code. Round trips, and every tampering refused with its reason:
+a byte flipped anywhere, a swapped signature, another key, another room, a wrong code."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kiosk.common.crypto import make_identity
+from kiosk.common.signed import (
+    normalise_registration_code,
+    open_sealed,
+    read_room_sheet,
+    seal,
+    write_room_sheet,
+)
+from kiosk.core.errors import Refused
+
+SITE = make_identity("site-1999999")
+OTHER = make_identity("site-other")
+ROOM = "1999999001"
+CODE = "QWERTYUP"
+BODY = {
+    "exam": "1+X 职业技能等级证书",
+    "issued_at": 1_780_000_000.0,
+    "candidates": [{"no": "1001", "name": "黄丽"}],
+}
+SHEET = {
+    "site_code": "1999999",
+    "site_name": "测试考点",
+    "site_ip": "10.0.0.2",
+    "room_code": ROOM,
+    "sessions": [
+        {"number": 1, "candidates": 40, "first": "190119999990011001", "last": "190119999990011040"}
+    ],
+    "issued_at": 1_780_000_000.0,
+}
+
+
+SEALED = seal(SITE, "exam-package", BODY)
+ROOM_SHEET = write_room_sheet(SITE, CODE, SHEET)
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def refusal(fn, *args) -> Refused:
+    with pytest.raises(Refused) as info:
+        fn(*args)
+    assert info.value.zh and info.value.en
+    return info.value
+
+
+def test_a_sealed_body_opens_with_the_signers_certificate():
+    assert open_sealed(seal(SITE, "exam-package", BODY), "exam-package", SITE.cert_pem) == BODY
+
+
+def test_another_signer_or_another_format_is_refused():
+    raw = seal(OTHER, "exam-package", BODY)
+    assert refusal(open_sealed, raw, "exam-package", SITE.cert_pem).code == "foreign_signer"
+    raw = seal(SITE, "session-authorisation", BODY)
+    assert refusal(open_sealed, raw, "exam-package", SITE.cert_pem).code == "package_invalid"
+
+
+def test_a_signature_swapped_from_another_document_is_refused():
+    a = json.loads(seal(SITE, "exam-package", BODY))
+    b = json.loads(seal(SITE, "exam-package", {**BODY, "exam": "另一个考试"}))
+    a["sig"] = b["sig"]
+    assert refusal(open_sealed, json.dumps(a).encode(), "exam-package", SITE.cert_pem).code == "bad_signature"
+
+
+def test_a_body_claiming_the_site_as_signer_but_signed_by_another_key_is_refused():
+    doc = json.loads(seal(OTHER, "exam-package", BODY))
+    doc["signer"] = SITE.fingerprint
+    assert (
+        refusal(open_sealed, json.dumps(doc).encode(), "exam-package", SITE.cert_pem).code == "bad_signature"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_byte_flipped_anywhere_in_an_envelope_is_refused(data):
+    raw = bytearray(SEALED)  # one envelope: ECDSA signatures differ in length each time
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] ^= data.draw(st.integers(1, 255))
+    refusal(open_sealed, bytes(raw), "exam-package", SITE.cert_pem)
+
+
+def test_a_non_canonical_base64_spelling_of_the_same_body_is_refused():
+    doc = json.loads(seal(SITE, "exam-package", {"a": 12}))  # a body of 8 bytes: one "=" of padding
+    body = doc["body"]
+    assert body.endswith("=") and not body.endswith("==")
+    doc["body"] = body[:-2] + B64[B64.index(body[-2]) ^ 1] + "="  # flips a bit the decoder drops
+    assert base64.b64decode(doc["body"]) == base64.b64decode(body), "the same bytes, spelled otherwise"
+    err = refusal(open_sealed, json.dumps(doc).encode(), "exam-package", SITE.cert_pem)
+    assert err.code == "package_invalid"
+
+
+# -- room sheet ----------------------------------------------------------------------------
+
+
+def test_the_room_sheet_pins_the_site_certificate_for_the_right_code():
+    sheet = read_room_sheet(write_room_sheet(SITE, CODE, SHEET), "qwer tyup", ROOM)
+    assert sheet.site_fingerprint == SITE.fingerprint and sheet.site_cert_pem == SITE.cert_pem
+    assert (sheet.site_code, sheet.site_ip, sheet.sessions[0]["candidates"]) == ("1999999", "10.0.0.2", 40)
+    # What the sheet pins then opens the site's packages.
+    assert open_sealed(seal(SITE, "exam-package", BODY), "exam-package", sheet.site_cert_pem) == BODY
+
+
+def test_a_wrong_registration_code_or_another_room_is_refused():
+    raw = write_room_sheet(SITE, CODE, SHEET)
+    assert refusal(read_room_sheet, raw, "QWERTYUQ", ROOM).code == "registration_code_wrong"
+    assert refusal(read_room_sheet, raw, CODE, "1999999002").code == "foreign_room"
+
+
+def test_a_forger_who_does_not_know_the_code_cannot_substitute_its_key():
+    """Re-signing the genuine sheet's body with another key and certificate: the proof in
+    it is for the genuine site's fingerprint, so the typed code refuses it."""
+    genuine = json.loads(write_room_sheet(SITE, CODE, SHEET))
+    body = json.loads(base64.b64decode(genuine["body"]))
+    body["site_cert"] = OTHER.cert_pem.decode()
+    forged = seal(OTHER, "room-sheet", body)
+    assert refusal(read_room_sheet, forged, CODE, ROOM).code == "registration_code_wrong"
+
+
+def test_a_sheet_whose_signer_is_not_its_certificate_is_refused():
+    genuine = json.loads(write_room_sheet(SITE, CODE, SHEET))
+    other = json.loads(seal(OTHER, "room-sheet", json.loads(base64.b64decode(genuine["body"]))))
+    assert refusal(read_room_sheet, json.dumps(other).encode(), CODE, ROOM).code == "bad_signature"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_byte_flipped_anywhere_in_a_room_sheet_is_refused(data):
+    raw = bytearray(ROOM_SHEET)
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] ^= data.draw(st.integers(1, 255))
+    refusal(read_room_sheet, bytes(raw), CODE, ROOM)
+
+
+def test_registration_codes_are_eight_letters_typed_loosely():
+    assert normalise_registration_code(" ｑｗｅｒ-tyup ") == CODE
+    assert refusal(write_room_sheet, SITE, "QWERTY1P", SHEET).code == "bad_registration_code"
