@@ -310,8 +310,19 @@ def read_answer_package(raw: bytes) -> AnswerPackage:
     """Answer package (作答包) exported on an exam PC. Format v1 is plain JSON; the
     exam-site issue seals it (AES-GCM with the room key, signed by the PC key)."""
     doc = _load_json(raw, ANSWER_FORMAT)
+    return AnswerPackage(
+        _get(doc, "room_code", str, "package"),
+        _get(doc, "session", int, "package"),
+        _get(doc, "admission_no", str, "package"),
+        float(_get(doc, "created_at", (int, float), "package")),
+        read_answers(_get(doc, "answers", list, "package")),
+    )
+
+
+def read_answers(given: list[Any]) -> tuple[dict[str, Any], ...]:
+    """The answers of an answer package, each with its fields typed."""
     answers = []
-    for a in _get(doc, "answers", list, "package"):
+    for a in given:
         seq = _get(a, "seq", int, "answer")
         if seq <= 0:
             raise _bad("作答序号无效", "answer seq must be positive")
@@ -324,10 +335,4 @@ def read_answer_package(raw: bytes) -> AnswerPackage:
                 "saved_at": float(_get(a, "saved_at", (int, float), "answer")),
             }
         )
-    return AnswerPackage(
-        _get(doc, "room_code", str, "package"),
-        _get(doc, "session", int, "package"),
-        _get(doc, "admission_no", str, "package"),
-        float(_get(doc, "created_at", (int, float), "package")),
-        tuple(answers),
-    )
+    return tuple(answers)

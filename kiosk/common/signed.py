@@ -1,6 +1,7 @@
-"""Format v2 of what the exam site sends (docs/formats.md, "Signing"): a signed envelope
-around a JSON body, and the room sheet (考点信息表) that ties the site's key to the
-room's registration code so that the box can pin it.
+"""Format v2 (docs/formats.md, "Signing"): a signed envelope around a JSON body; the room
+sheet (考点信息表) that ties the site's key to the room's registration code so that the
+box can pin it; the answer package (作答包) sealed with the room key and signed by the
+exam PC's key.
 
 A reader checks the signature before it parses the body, and refuses anything else with
 Refused(code, Chinese, English); nothing here touches a database."""
@@ -12,15 +13,20 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from kiosk.common.crypto import Identity, cert_fingerprint, sign, verify_signature
+from kiosk.common.packages import AnswerPackage, read_answers
 from kiosk.core.errors import Refused
 
 ENVELOPE_VERSION = 2
@@ -192,3 +198,91 @@ def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomS
         sessions=tuple(sessions),
         issued_at=float(issued),
     )
+
+
+# -- the sealed answer package (作答包) ------------------------------------------------------
+
+ANSWER_FORMAT = "answer-package"
+
+
+def _answer_aad(manifest: dict[str, Any]) -> bytes:
+    return _canonical({"format": ANSWER_FORMAT, "version": ENVELOPE_VERSION, "manifest": manifest})
+
+
+def seal_answer_package(
+    pc: Identity,
+    room_key: bytes,
+    *,
+    room_code: str,
+    session: int,
+    admission_no: str,
+    answers: list[dict[str, Any]],
+    created_at: float,
+) -> bytes:
+    """An exam PC's answer package: the answers encrypted with the room's package key
+    (AES-GCM, the manifest as associated data) and the whole signed by the PC's key."""
+    seqs = [a["seq"] for a in answers]
+    manifest = {
+        "room_code": room_code,
+        "session": session,
+        "admission_no": admission_no,
+        "subjects": sorted({a["subject"] for a in answers}),
+        "count": len(answers),
+        "seq_from": min(seqs, default=0),
+        "seq_to": max(seqs, default=0),
+        "created_at": created_at,
+        "pc_fingerprint": pc.fingerprint,
+    }
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(room_key).encrypt(nonce, _canonical({"answers": answers}), _answer_aad(manifest))
+    body = {
+        "manifest": manifest,
+        "pc_cert": pc.cert_pem.decode(),
+        "nonce": base64.b64encode(nonce).decode(),
+        "ciphertext": base64.b64encode(ciphertext).decode(),
+    }
+    return seal(pc, ANSWER_FORMAT, body)
+
+
+def open_answer_package(
+    raw: bytes, room_key: bytes, room_code: str, session: int, seated: Collection[str]
+) -> AnswerPackage:
+    """The box's side: signed by a seated PC's key (`seated`: their fingerprints), for
+    this room and session, opened with the room key, matching its manifest. Refusals:
+    ``foreign_pc``, ``bad_signature``, ``foreign_room``, ``wrong_session``,
+    ``package_key_wrong``, ``manifest_mismatch``, ``package_invalid``."""
+    env = _envelope(raw, ANSWER_FORMAT)
+    if env.signer not in seated:
+        raise Refused("foreign_pc", "作答包不是本考场考试机导出的", "not signed by a seated PC")
+    body = _body(env)
+    cert = body.get("pc_cert")
+    try:
+        own = isinstance(cert, str) and cert_fingerprint(cert.encode()) == env.signer
+    except ValueError:  # not a certificate at all
+        own = False
+    if not own:
+        raise Refused("bad_signature", "作答包签名无效（已被修改或损坏）", "certificate is not the signer's")
+    if not verify_signature(cert.encode(), env.raw, env.sig):
+        raise Refused("bad_signature", "作答包签名无效（已被修改或损坏）", "signature does not verify")
+    manifest = body.get("manifest")
+    if not isinstance(manifest, dict):
+        raise Refused("package_invalid", "作答包缺少清单", "no manifest")
+    if manifest.get("room_code") != room_code:
+        raise Refused("foreign_room", "作答包不是本考场的", "package is for another room")
+    if manifest.get("session") != session:
+        raise Refused("wrong_session", "作答包不是本场次的", "package is for another session")
+    try:
+        nonce, ciphertext = _strict_b64(str(body.get("nonce"))), _strict_b64(str(body.get("ciphertext")))
+        plain = AESGCM(room_key).decrypt(nonce, ciphertext, _answer_aad(manifest))
+        given = json.loads(plain)["answers"]
+    except (InvalidTag, ValueError, KeyError, TypeError) as exc:
+        raise Refused("package_key_wrong", "无法用本考场密钥打开作答包", f"cannot open: {exc!r}") from exc
+    answers = read_answers(given if isinstance(given, list) else [])
+    seqs = [a["seq"] for a in answers]
+    expected = (len(answers), min(seqs, default=0), max(seqs, default=0))
+    if (manifest.get("count"), manifest.get("seq_from"), manifest.get("seq_to")) != expected:
+        raise Refused("manifest_mismatch", "作答包清单与内容不符", "manifest does not match the answers")
+    created = manifest.get("created_at")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise Refused("package_invalid", "作答包缺少导出时间", "created_at must be a number")
+    return AnswerPackage(room_code, session, str(manifest.get("admission_no", "")), float(created), answers)

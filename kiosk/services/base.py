@@ -71,10 +71,11 @@ class ServiceBase:
         Events are buffered and written in one statement just before the commit."""
         outer = not self.db.in_transaction()
         mark = len(self._pending)
+        written: list[Event] = []
         try:
             with self.db.atomic():
                 yield
-                if outer and self._pending:
+                if outer:
                     written = events.append_many(self._pending)
         except BaseException:
             del self._pending[mark:]
@@ -82,7 +83,7 @@ class ServiceBase:
         finally:
             if outer:
                 self._who = None
-        if outer and self._pending:
+        if outer:
             self._pending.clear()
             for ev in written:
                 for listener in self._listeners:

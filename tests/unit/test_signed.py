@@ -8,15 +8,18 @@ import base64
 import json
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.common.crypto import make_identity
 from kiosk.common.signed import (
     normalise_registration_code,
+    open_answer_package,
     open_sealed,
     read_room_sheet,
     seal,
+    seal_answer_package,
     write_room_sheet,
 )
 from kiosk.core.errors import Refused
@@ -144,3 +147,74 @@ def test_a_byte_flipped_anywhere_in_a_room_sheet_is_refused(data):
 def test_registration_codes_are_eight_letters_typed_loosely():
     assert normalise_registration_code(" ｑｗｅｒ-tyup ") == CODE
     assert refusal(write_room_sheet, SITE, "QWERTY1P", SHEET).code == "bad_registration_code"
+
+
+# -- sealed answer package ------------------------------------------------------------------
+
+PC = make_identity("KS-001")
+ROOM_KEY = bytes(range(32))
+ANSWERS = [
+    {"subject": "T01", "question": "q01", "value": "A", "seq": 3, "saved_at": 1_780_000_100.0},
+    {"subject": "T01", "question": "q02", "value": ["A", "C"], "seq": 7, "saved_at": 1_780_000_200.0},
+]
+
+
+def answer_package(pc=PC, key=ROOM_KEY, room=ROOM, session=1, answers=ANSWERS) -> bytes:
+    return seal_answer_package(pc, key, room_code=room, session=session, admission_no="190119999990011001",
+                               answers=answers, created_at=1_780_000_300.0)  # fmt: skip
+
+
+ANSWER_PACKAGE = answer_package()
+
+
+def test_an_answer_package_opens_for_its_room_with_the_room_key():
+    pkg = open_answer_package(ANSWER_PACKAGE, ROOM_KEY, ROOM, 1, {PC.fingerprint})
+    assert pkg.answers == tuple(ANSWERS) and pkg.seq_range == (3, 7)
+    assert (pkg.admission_no, pkg.created_at) == ("190119999990011001", 1_780_000_300.0)
+    assert ROOM_KEY not in ANSWER_PACKAGE and b"q02" not in ANSWER_PACKAGE, "the answers are encrypted"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "room", "session", "seated", "code"),
+    [
+        (ANSWER_PACKAGE, ROOM_KEY, ROOM, 1, {OTHER.fingerprint}, "foreign_pc"),
+        (ANSWER_PACKAGE, bytes(32), ROOM, 1, {PC.fingerprint}, "package_key_wrong"),
+        (ANSWER_PACKAGE, ROOM_KEY, "1999999002", 1, {PC.fingerprint}, "foreign_room"),
+        (ANSWER_PACKAGE, ROOM_KEY, ROOM, 2, {PC.fingerprint}, "wrong_session"),
+    ],
+)
+def test_an_answer_package_for_elsewhere_or_from_a_stranger_is_refused(raw, key, room, session, seated, code):
+    assert refusal(open_answer_package, raw, key, room, session, seated).code == code
+
+
+def test_a_manifest_changed_after_signing_is_refused():
+    doc = json.loads(ANSWER_PACKAGE)
+    body = json.loads(base64.b64decode(doc["body"]))
+    body["manifest"]["seq_to"] = 99
+    doc["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    err = refusal(open_answer_package, json.dumps(doc).encode(), ROOM_KEY, ROOM, 1, {PC.fingerprint})
+    assert err.code == "bad_signature"
+
+
+def test_a_pc_that_signs_a_manifest_not_matching_its_answers_is_refused():
+    """Even a seated PC's own signature does not make a lying manifest true."""
+    doc = json.loads(ANSWER_PACKAGE)
+    body = json.loads(base64.b64decode(doc["body"]))
+    body["manifest"]["count"] = 5
+    nonce = base64.b64decode(body["nonce"])
+    plain = json.dumps({"answers": ANSWERS}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    aad = json.dumps({"format": "answer-package", "version": 2, "manifest": body["manifest"]},
+                     ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()  # fmt: skip
+    body["ciphertext"] = base64.b64encode(AESGCM(ROOM_KEY).encrypt(nonce, plain.encode(), aad)).decode()
+    forged = seal(PC, "answer-package", body)
+    err = refusal(open_answer_package, forged, ROOM_KEY, ROOM, 1, {PC.fingerprint})
+    assert err.code == "manifest_mismatch"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_byte_flipped_anywhere_in_an_answer_package_is_refused(data):
+    raw = bytearray(ANSWER_PACKAGE)
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] ^= data.draw(st.integers(1, 255))
+    refusal(open_answer_package, bytes(raw), ROOM_KEY, ROOM, 1, {PC.fingerprint})
