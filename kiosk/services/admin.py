@@ -29,6 +29,7 @@ from kiosk.store.models import (
     Seat,
     Session,
     SessionAuthorisation,
+    SiteTrust,
     Subject,
     UsedCode,
     User,
@@ -202,6 +203,7 @@ class SystemAdmin(ServiceBase):
             if not keep_params_and_seats:
                 Seat.delete().execute()
                 RoomConfig.delete().execute()
+                SiteTrust.delete().execute()  # the pinned site goes with the parameters
             self.event("box_initialised", keep_params_and_seats=keep_params_and_seats)
         shutil.rmtree(self.home / "packages", ignore_errors=True)
         return {"ok": True, "kept_params_and_seats": keep_params_and_seats}

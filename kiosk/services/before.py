@@ -13,6 +13,7 @@ from typing import Any
 
 from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import read_exam_package
+from kiosk.common.signed import read_room_sheet
 from kiosk.core.envcheck import Requirements, env_passed, judge_env
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
@@ -31,6 +32,7 @@ from kiosk.store.models import (
     SealResult,
     Seat,
     Session,
+    SiteTrust,
     Subject,
 )
 
@@ -236,6 +238,50 @@ class BeforeExam(Seats):
         if not cfg.site_mode:
             raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考务数据", "site mode is off")
         return self._load_exam(self.ports.site.download_exam(cfg.room_code), "site")
+
+    def room_sheet_import(self, path: str, registration_code: str = "") -> dict[str, Any]:
+        """The room sheet (考点信息表) from USB: its proof must hold for the registration
+        code (typed here, else the one in the parameters); the site certificate it
+        carries is then pinned. Another site key later is refused: only initialising the
+        box forgets a pinned site."""
+        cfg = self.require_config()
+        code = registration_code or cfg.registration_code
+        if not code:
+            raise Refused("registration_code_missing", "请输入考场注册码", "no registration code")
+        p = Path(path)
+        if not p.is_file():
+            raise Refused("file_not_found", f"找不到文件：{path}", f"no such file {path}")
+        if p.stat().st_size > 1024**2:
+            raise Refused("file_too_large", "文件过大，不是考点信息表", "file too large")
+        sheet = read_room_sheet(p.read_bytes(), code, cfg.room_code)  # refuses before any write
+        with self.tx():
+            pinned = SiteTrust.get_or_none()
+            if pinned is not None and pinned.fingerprint != sheet.site_fingerprint:
+                raise Refused(
+                    "site_key_changed",
+                    "考点信息表的考点证书与已导入的不同，请核实来源（如确需更换，请先初始化监考机）",
+                    "the sheet carries another site key than the pinned one",
+                )
+            if pinned is not None and sheet.issued_at <= pinned.issued_at:
+                raise Refused("stale_sheet", "该考点信息表不比已导入的新", "the sheet is not newer")
+            SiteTrust.delete().execute()
+            SiteTrust.create(
+                site_code=sheet.site_code,
+                site_name=sheet.site_name,
+                site_ip=sheet.site_ip,
+                fingerprint=sheet.site_fingerprint,
+                cert_pem=sheet.site_cert_pem.decode(),
+                issued_at=sheet.issued_at,
+                loaded_at=self.now(),
+            )
+            self.event("room_sheet_loaded", site_code=sheet.site_code, fingerprint=sheet.site_fingerprint)
+        return {
+            "site_code": sheet.site_code,
+            "site_name": sheet.site_name,
+            "site_ip": sheet.site_ip,
+            "fingerprint": sheet.site_fingerprint,
+            "sessions": list(sheet.sessions),
+        }
 
     def exam_import(self, path: str) -> dict[str, Any]:
         self.require_config()

@@ -126,6 +126,13 @@ OPERATIONS: tuple[Op, ...] = (
         (P("path", required=True),),
     ),
     Op("exam-download", "exam_download", "考前", "从考点下载考务数据"),
+    Op(
+        "room-sheet-import",
+        "room_sheet_import",
+        "考前",
+        "导入考点信息表（固定考点证书）",
+        (P("path", required=True), P("registration_code", help="考场注册码（默认用参数中的）")),
+    ),
     Op("exam-import", "exam_import", "考前", "从U盘导入考务数据", (P("path", required=True),)),
     Op("exam", "exam_summary", "考前", "查看考务数据与场次"),
     Op("seal-check", "seal_check", "考前", "封场检测"),

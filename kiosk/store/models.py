@@ -29,6 +29,19 @@ class RoomConfig(BaseModel):
     saved_at = FloatField()
 
 
+class SiteTrust(BaseModel):
+    """The exam site's certificate, pinned from a room sheet whose proof held for the
+    room's registration code (schema 2); one row."""
+
+    site_code = CharField()
+    site_name = CharField(default="")
+    site_ip = CharField(default="")
+    fingerprint = CharField()
+    cert_pem = TextField()
+    issued_at = FloatField()
+    loaded_at = FloatField()
+
+
 class User(BaseModel):
     username = CharField(unique=True)
     name = CharField(default="")
@@ -273,4 +286,5 @@ BOX_MODELS = (
     SealResult,
     Event,
     Answer,
+    SiteTrust,
 )

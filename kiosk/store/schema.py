@@ -13,17 +13,22 @@ from peewee import SqliteDatabase
 
 from kiosk.common.models import open_sqlite
 from kiosk.core.errors import Refused
-from kiosk.store.models import BOX_MODELS
+from kiosk.store.models import BOX_MODELS, SiteTrust
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _create_v1(db: SqliteDatabase) -> None:
     db.create_tables(BOX_MODELS)
 
 
+def _v2_site_trust(db: SqliteDatabase) -> None:
+    """The pinned exam-site certificate (a new table: a fresh database has it already)."""
+    db.create_tables([SiteTrust], safe=True)
+
+
 # MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {0: _create_v1}
+MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {0: _create_v1, 1: _v2_site_trust}
 
 
 def user_version(db: SqliteDatabase) -> int:

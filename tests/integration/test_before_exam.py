@@ -159,3 +159,43 @@ def test_seal_check_fails_with_offline_pcs_and_names_the_item(room, fleet, exam_
     assert not verdict["passed"]
     failed = [i["key"] for i in verdict["items"] if not i["ok"]]
     assert failed == ["daemons"]
+
+
+def test_a_room_sheet_pins_the_site_certificate_once_its_registration_code_holds(room, tmp_path):
+    from kiosk.common.crypto import make_identity
+    from kiosk.common.signed import write_room_sheet
+    from kiosk.store.models import Event, SiteTrust
+
+    site, stranger = make_identity("site"), make_identity("stranger")
+    sheet = {"site_code": ROOM[:7], "site_name": "测试考点", "site_ip": "10.0.0.2", "room_code": ROOM,
+             "sessions": [{"number": 1, "candidates": 40}], "issued_at": 1000.0}  # fmt: skip
+
+    def file(signer, name: str, **changes) -> str:
+        path = tmp_path / name
+        path.write_bytes(write_room_sheet(signer, "ABCDEFGH", {**sheet, **changes}))
+        return str(path)
+
+    room.configure(ROOM, str(tmp_path / "answers"), box_ip="127.0.0.1")  # USB mode: no code stored
+
+    def refused(code: str, *args, **kwargs) -> None:
+        events = Event.select().count()
+        with pytest.raises(Refused) as info:
+            room.room_sheet_import(*args, **kwargs)
+        assert info.value.code == code and info.value.zh
+        assert Event.select().count() == events, "a refusal changes nothing"
+
+    refused("registration_code_missing", file(site, "a.json"))
+    refused("registration_code_wrong", file(site, "a.json"), registration_code="ABCDEFGX")
+    refused("foreign_room", file(site, "b.json", room_code="1999999002"), registration_code="ABCDEFGH")
+    assert SiteTrust.select().count() == 0
+
+    loaded = room.room_sheet_import(file(site, "c.json"), registration_code="abcd efgh")  # as typed
+    assert loaded["fingerprint"] == site.fingerprint and loaded["site_ip"] == "10.0.0.2"
+    assert SiteTrust.get().cert_pem.encode() == site.cert_pem
+    refused("site_key_changed", file(stranger, "d.json", issued_at=2000.0), registration_code="ABCDEFGH")
+    refused("stale_sheet", file(site, "e.json", issued_at=1000.0), registration_code="ABCDEFGH")
+    newer = room.room_sheet_import(file(site, "f.json", issued_at=2000.0, site_ip="10.0.0.3"), "ABCDEFGH")
+    assert newer["site_ip"] == "10.0.0.3" and SiteTrust.select().count() == 1
+
+    room.init_box("888", keep_params_and_seats=False, confirm=True)
+    assert SiteTrust.select().count() == 0, "initialising the box forgets the pinned site"

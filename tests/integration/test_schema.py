@@ -38,6 +38,8 @@ def test_a_release_1_room_opens_upgraded_with_its_data_and_chain_intact(tmp_path
     table = room.verify(1)
     assert table["totals"]["total"] == 20 and table["ok"]
     assert len(room.seats()) == 20 and room.exam_summary()["sessions"][0]["state"] == "已结束"
+    tables = {r[0] for r in room.db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "site_trust" in tables, "release 2 adds the pinned exam-site certificate"
     room.user_set("张三", "15000000001")  # still writable, and the chain goes on from release 1
     con = sqlite3.connect(home / "room.db")
     try:
