@@ -155,12 +155,17 @@ def test_mock_mode_extras_are_refused_in_a_formal_exam(ready_room, exam_files):
     refused("mock_only", room.collect_all)
 
 
-def test_mock_mode_auto_login_auto_answer_and_unified_collection(room, fleet, clock, tmp_path):
+def mock_session_at_login_window(room, fleet, clock, tmp_path) -> None:
+    """A mock exam loaded, session 1 entered and authorised, its login window just open."""
     files = make_exam_files(tmp_path / "mock-usb", mock=True)
     prepare(room, fleet, files)
     enter(room)
     room.authorise(str(files.auth[1]))
     clock.set(START - 1700)
+
+
+def test_mock_mode_auto_login_auto_answer_and_unified_collection(room, fleet, clock, tmp_path):
+    mock_session_at_login_window(room, fleet, clock, tmp_path)
     room.allow_login(auto_login=True)
     ip = seat_ips(room)[0]
     assert ("allow_login", {"session": 1, "auto_login": True}) in fleet.pcs[ip].received
@@ -214,11 +219,7 @@ def test_a_rolled_back_savepoint_takes_its_events_with_it(room):
 
 
 def test_auto_login_asked_after_the_box_allowed_login_by_itself_is_on(room, fleet, clock, tmp_path):
-    files = make_exam_files(tmp_path / "mock-usb", mock=True)
-    prepare(room, fleet, files)
-    enter(room)
-    room.authorise(str(files.auth[1]))
-    clock.set(START - 1700)
+    mock_session_at_login_window(room, fleet, clock, tmp_path)
     assert room.tick()["allow_login"]  # the login window opened: the box allowed login itself
     ip = seat_ips(room)[0]
     assert fleet.pcs[ip].received[-1] == ("allow_login", {"session": 1, "auto_login": False})
