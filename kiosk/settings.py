@@ -29,6 +29,17 @@ class Settings:
     min_free_bytes: int = 5 * 1024**3  # answer folder needs 5 GB free
     max_clock_skew_s: float = 5.0
     request_timeout_s: float = 10.0
+    # The exam site (kiosk site serve, and the box's site client).
+    site_port: int = 47280  # HTTPS of the reference exam-site server
+    site_timeout_s: float = 10.0  # every site call: connect and each read
+    site_retries: int = 3  # a failed upload chunk is retried this often before giving up
+    site_chunk_bytes: int = 1024**2  # results upload: one resumable chunk
+    # USB sticks: mount points under these roots are sticks; in folder mode every folder
+    # under a root is one (tests, and machines where mounting is not allowed).
+    usb_mount_roots: str = "/media,/run/media,/mnt"
+    usb_poll_s: float = 0.2  # how often the mount table is read
+    usb_settle_s: float = 0.3  # a file is complete once its size has not changed this long
+    usb_folders_as_sticks: bool = False
 
     @property
     def home_path(self) -> Path:
@@ -42,6 +53,6 @@ def load(**overrides: object) -> Settings:
         env = os.environ.get("KIOSK_" + f.name.upper())
         if env is not None:
             kind = type(getattr(Settings, f.name))
-            values[f.name] = kind(env)
+            values[f.name] = env.lower() in ("1", "true", "yes") if kind is bool else kind(env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

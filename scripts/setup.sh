@@ -10,6 +10,8 @@ APT_PACKAGES=(
   iproute2                 # network namespaces for multi-host tests
   libmtdev1 libgl1 libgl1-mesa-dri libegl1 libgles2 # Kivy's SDL2 window on Mesa
   sqlite3                  # inspecting databases by hand
+  postgresql               # the exam-site server's large-site database, tested for real
+  e2fsprogs dosfstools fusefat  # USB tests: ext4 loop images, vfat through FUSE
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
