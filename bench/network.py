@@ -53,7 +53,7 @@ import psutil
 from bench.wire_load import LightFleet
 from kiosk.ctl import call
 from kiosk.net.admin import PORT_FILE
-from kiosk.site.mock import build_default_exam, write_mock_exam
+from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet, raise_fd_limit
 
 ROOM = "1999999001"
@@ -483,12 +483,15 @@ class Bench:
             mock=False,
         )
         exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
-        files = write_mock_exam(exam, self.root / "usb")
+        files = author_site(self.root / "usb", [exam]).rooms[ROOM]
         t = now()
         env = await self.box.op("envcheck")
         if env.get("failed"):
             self.note(f"envcheck: {env['failed']} PCs failed")
-        await self.box.op("exam-import", path=str(files["exam-package.json"]))
+        await self.box.op(
+            "room-sheet-import", path=str(files.sheet), registration_code=files.registration_code
+        )
+        await self.box.op("exam-import", path=str(files.package))
         seal = await self.box.op("seal-check")
         if not seal["passed"]:
             raise RuntimeError(f"seal check failed: {[i for i in seal['items'] if not i['ok']]}")
@@ -500,7 +503,7 @@ class Bench:
             invigilator_name="李四",
             invigilator_phone="15000000002",
         )
-        await self.box.op("authorise", path=str(files["authorisation-1.json"]))
+        await self.box.op("authorise", path=str(files.authorisations[1]))
         await self.box.op("allow-login")
         await self.box.op("allow-start")
         status = await self.box.op("status")

@@ -14,7 +14,7 @@ from kiosk.services.bootstrap import build
 from kiosk.services.ports import Ports
 from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import load
-from kiosk.site.mock import build_default_exam, write_mock_exam
+from kiosk.site.mock import author_site, build_default_exam
 
 T0 = 1780272000.0
 ROOM = "1999999001"
@@ -38,15 +38,16 @@ def main(pcs: int = 150) -> None:
         exam = build_default_exam(
             room_code=ROOM, first_start=T0 + 3600, candidates_per_session=pcs, mock=False
         )
-        files = write_mock_exam(exam, home / "usb")
+        files = author_site(home / "usb", [exam]).rooms[ROOM]
         room.configure(ROOM, str(home / "answers"), box_ip="127.0.0.1")
         room.seats_scan("ip")
         fleet.attach(room)
         room.envcheck()
-        room.exam_import(str(files["exam-package.json"]))
+        room.room_sheet_import(str(files.sheet), files.registration_code)
+        room.exam_import(str(files.package))
         room.seal_check()
         room.session_enter(1, "张三", "15000000001", "李四", "15000000002")
-        room.authorise(str(files["authorisation-1.json"]))
+        room.authorise(str(files.authorisations[1]))
         clock.set(T0 + 3600 - 1700)
         room.allow_login()
         people = room.status()["session"]["candidates"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from kiosk import settings as settings_mod
 from kiosk.common.clock import ManualClock
-from kiosk.common.packages import dump, read_exam_package
+from kiosk.common.packages import parse_exam
 from kiosk.core import codes
 from kiosk.core.errors import Refused
 from kiosk.net.admin import start_admin
@@ -27,7 +27,7 @@ from kiosk.net.room import RoomNetwork
 from kiosk.services.bootstrap import box_identity, build
 from kiosk.services.incidents import EVENT_ZH
 from kiosk.services.ports import Ports
-from kiosk.site.mock import build_default_exam, write_mock_exam
+from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet
 
 ROOM = "1999999001"
@@ -143,8 +143,8 @@ class Demo:
         mock = build_default_exam(
             room_code=ROOM, first_start=first_start, candidates_per_session=self.seats, mock=False
         )
-        self.exam = read_exam_package(dump(mock.package))
-        self.files = await self.call(write_mock_exam, mock, self.home / "usb")
+        self.exam = parse_exam(mock.package)
+        self.files = (await self.call(author_site, self.home / "usb", [mock])).rooms[ROOM]
         await self.call(svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1")
         await self.call(svc.client_bundle, str(self.home / "bundle"))
         # The exam PCs: real daemons with their own keys and journals, on 127.0.10.x.
@@ -154,7 +154,8 @@ class Demo:
         await self.fleet.wait_all_online(30)
         self.out(f"考试机：{self.seats} 台已扫描入座并在线（TLS 1.3 双向证书）")
         await self.call(svc.envcheck)
-        await self.call(svc.exam_import, str(self.files["exam-package.json"]))
+        await self.call(svc.room_sheet_import, str(self.files.sheet), self.files.registration_code)
+        await self.call(svc.exam_import, str(self.files.package))
         seal = await self.call(svc.seal_check)
         self.out("封场检测：" + ("通过" if seal["passed"] else "未通过"))
 
@@ -162,7 +163,7 @@ class Demo:
         svc = self.service
         await self.call(svc.session_enter, 1, "张三", "15000000001", "李四", "15000000002")
         await self.call(svc.start_clients)
-        await self.call(svc.authorise, str(self.files["authorisation-1.json"]))
+        await self.call(svc.authorise, str(self.files.authorisations[1]))
         await self.advance(11 * 60)  # the login window opens 30 min before
         await self.call(svc.allow_login)
         status = await self.call(svc.status)

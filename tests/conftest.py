@@ -16,7 +16,7 @@ from kiosk.services.ports import Ports
 from kiosk.services.room import RoomService
 from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import Settings, load
-from kiosk.site.mock import MockExam, build_default_exam, write_mock_exam
+from kiosk.site.mock import MockExam, RoomFiles, author_site, build_default_exam
 
 # 2026-06-01 08:00:00 +08:00: the first session starts an hour later.
 T0 = 1780272000.0
@@ -40,9 +40,26 @@ def fleet() -> SimulatedSeats:
 
 @dataclass
 class ExamFiles:
+    """One room of an authored site: its exam, and its files as the site wrote them."""
+
     exam: MockExam
-    package: Path
-    auth: dict[int, Path]
+    room: RoomFiles
+
+    @property
+    def package(self) -> Path:
+        return self.room.package
+
+    @property
+    def auth(self) -> dict[int, Path]:
+        return self.room.authorisations
+
+    @property
+    def sheet(self) -> Path:
+        return self.room.sheet
+
+    @property
+    def registration_code(self) -> str:
+        return self.room.registration_code
 
     @property
     def secret(self) -> bytes:
@@ -52,12 +69,18 @@ class ExamFiles:
         return codes.issue_code(self.secret, purpose, ROOM, session, challenge, amount, now)
 
 
-def make_exam_files(folder: Path, mock: bool = False, **policy: int) -> ExamFiles:
-    exam = build_default_exam(room_code=ROOM, first_start=T0 + 3600, mock=mock)
+def author_room(
+    folder: Path, start: float, candidates: int = 40, mock: bool = False, **policy: int
+) -> tuple[MockExam, RoomFiles]:
+    """The site's files for ROOM (first session at `start`), its policy numbers changed
+    before the site signs them."""
+    exam = build_default_exam(room_code=ROOM, first_start=start, candidates_per_session=candidates, mock=mock)
     exam.package["exam"]["policy"].update(policy)
-    paths = write_mock_exam(exam, folder)
-    auth = {int(k.split("-")[1].split(".")[0]): v for k, v in paths.items() if k.startswith("authorisation")}
-    return ExamFiles(exam, paths["exam-package.json"], auth)
+    return exam, author_site(folder, [exam]).rooms[ROOM]
+
+
+def make_exam_files(folder: Path, mock: bool = False, **policy: int) -> ExamFiles:
+    return ExamFiles(*author_room(folder, T0 + 3600, mock=mock, **policy))
 
 
 @pytest.fixture
@@ -70,6 +93,11 @@ def room(settings: Settings, clock: ManualClock, fleet: SimulatedSeats) -> RoomS
     return build(settings, Ports(seats=fleet), clock)
 
 
+def pin_site(room: RoomService, exam_files: ExamFiles) -> None:
+    """Wizard step 4's first half: the room sheet pins the site's key."""
+    room.room_sheet_import(str(exam_files.sheet), exam_files.registration_code)
+
+
 def prepare(room: RoomService, fleet: SimulatedSeats, exam_files: ExamFiles) -> RoomService:
     """The whole before-exam wizard, done right."""
     room.configure(ROOM, str(Path(room.settings.home) / "answers"), box_ip="127.0.0.1")
@@ -77,6 +105,7 @@ def prepare(room: RoomService, fleet: SimulatedSeats, exam_files: ExamFiles) -> 
     for ip in fleet.pcs:
         room.seat_link(ip, True)
     room.envcheck()
+    pin_site(room, exam_files)
     room.exam_import(str(exam_files.package))
     assert room.seal_check()["passed"]
     return room

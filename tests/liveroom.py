@@ -18,7 +18,7 @@ from kiosk.net.room import RoomNetwork
 from kiosk.services.bootstrap import box_identity, build
 from kiosk.services.ports import Ports
 from kiosk.settings import load
-from kiosk.site.mock import build_default_exam, write_mock_exam
+from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet
 
 ROOM = "1999999001"
@@ -78,7 +78,12 @@ class LiveRoom:
         scan = await self.op("seats_scan", "ip")
         assert self.fleet is not None
         await self.fleet.wait_all_online(30)
+        await self.wait_all_seats_online(10)
         return scan
+
+    async def wait_all_seats_online(self, timeout: float) -> None:
+        """The box records links in batches, just after it welcomes the daemons."""
+        await self.wait_seats(lambda seats: all(s["online"] for s in seats), timeout)
 
     async def wait_seats(self, predicate: Any, timeout: float) -> float:
         """Poll the box's seat list until `predicate(seats)` holds; the time it took."""
@@ -94,17 +99,18 @@ class LiveRoom:
             room_code=ROOM, first_start=time.time() - 60, candidates_per_session=self.count, mock=False
         )
         exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
-        files = write_mock_exam(exam, self.folder / "usb")
+        files = author_site(self.folder / "usb", [exam]).rooms[ROOM]
         env = await self.op("envcheck")
         for _ in range(3):  # as an officer would: re-test the PCs that a loaded test machine slowed
             if not env["failed"]:
                 break
             env = await self.op("envcheck", retest_failed=True)
-        await self.op("exam_import", str(files["exam-package.json"]))
+        await self.op("room_sheet_import", str(files.sheet), files.registration_code)
+        await self.op("exam_import", str(files.package))
         seal = await self.op("seal_check")
         assert seal["passed"], json.dumps(seal, ensure_ascii=False)
         await self.op("session_enter", 1, "张三", "15000000001", "李四", "15000000002")
-        await self.op("authorise", str(files["authorisation-1.json"]))
+        await self.op("authorise", str(files.authorisations[1]))
         await self.op("allow_login")
         await self.op("allow_start")
         return (await self.op("status"))["session"]["candidates"]

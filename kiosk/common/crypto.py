@@ -10,6 +10,7 @@ import hmac
 import os
 import ssl
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,12 +121,9 @@ def load_or_make_identity(folder: Path, stem: str, common_name: str) -> Identity
 
 
 def cert_fingerprint(cert: bytes) -> str:
-    """SHA-256 of the certificate's DER encoding, hex: what seats and bundles pin."""
-    der = (
-        x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
-        if cert.startswith(b"-----")
-        else cert
-    )
+    """SHA-256 of the certificate's DER encoding, hex: what seats and bundles pin. The
+    PEM is only unwrapped, not parsed: a damaged certificate just has another hash."""
+    der = ssl.PEM_cert_to_DER_cert(cert.decode("ascii")) if cert.startswith(b"-----") else cert
     return hashlib.sha256(der).hexdigest()
 
 
@@ -134,7 +132,12 @@ def sign(identity: Identity, data: bytes) -> bytes:
 
 
 def verify_signature(cert_pem: bytes, data: bytes, signature: bytes) -> bool:
-    public = x509.load_pem_x509_certificate(cert_pem).public_key()
+    try:
+        with warnings.catch_warnings():  # a malformed certificate is a failed check, not a warning
+            warnings.simplefilter("error")
+            public = x509.load_pem_x509_certificate(cert_pem).public_key()
+    except (ValueError, Warning):
+        return False
     if not isinstance(public, ec.EllipticCurvePublicKey):
         return False
     try:

@@ -1,8 +1,8 @@
 """Exam package and session authorisation: the plain-data shape the box loads, and
-strict readers that refuse anything malformed before a single row is written.
-
-Format version 1 (docs/formats.md): JSON. Papers are AES-GCM encrypted per session;
-the session authorisation carries the key and its validity window."""
+strict parsers of their bodies that refuse anything malformed before a single row is
+written. The bodies travel inside the site-signed envelope of kiosk.common.signed
+(docs/formats.md); papers are AES-GCM encrypted per session and the session
+authorisation carries the key and its validity window."""
 
 from __future__ import annotations
 
@@ -20,12 +20,7 @@ from kiosk.core.errors import Refused
 
 EXAM_FORMAT = "exam-package"
 AUTH_FORMAT = "session-authorisation"
-VERSION = 1
-_FORMAT_ZH = {
-    "exam-package": "考务数据包",
-    "session-authorisation": "考试授权文件",
-    "answer-package": "作答包",
-}
+VERSION = 2
 
 
 def _bad(what: str, en: str) -> Refused:
@@ -85,6 +80,7 @@ class ExamData:
     room_code: str
     policy: dict[str, Any]
     site_secret: bytes
+    package_key: bytes  # the room's answer-package key (AES-256-GCM)
     violation_codes: tuple[tuple[str, str], ...]
     situation_types: tuple[str, ...]
     staff: tuple[dict[str, str], ...]
@@ -94,19 +90,6 @@ class ExamData:
     candidates: tuple[CandidateData, ...]
 
 
-def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad("不是有效的 JSON 文件", f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != fmt:
-        raise _bad(f"不是{_FORMAT_ZH.get(fmt, fmt)}", f"format is not {fmt}")
-    version = doc.get("version")
-    if type(version) is not int or version != VERSION:
-        raise _bad(f"不支持的版本 {version!r}", f"unsupported version {version!r}")
-    return doc
-
-
 def _b64(s: str, where: str) -> bytes:
     try:
         return base64.b64decode(s, validate=True)
@@ -114,8 +97,8 @@ def _b64(s: str, where: str) -> bytes:
         raise _bad(f"{where} 编码错误", f"{where}: bad base64") from exc
 
 
-def read_exam_package(raw: bytes) -> ExamData:
-    doc = _load_json(raw, EXAM_FORMAT)
+def parse_exam(doc: dict[str, Any]) -> ExamData:
+    """The exam package's body, checked field by field."""
     exam = _get(doc, "exam", dict, "package")
     subjects = tuple(
         SubjectData(
@@ -210,6 +193,9 @@ def read_exam_package(raw: bytes) -> ExamData:
     secret = _b64(_get(exam, "site_secret", str, "exam"), "site_secret")
     if len(secret) < 16:
         raise _bad("考点密钥过短", "site secret shorter than 16 bytes")
+    package_key = _b64(_get(exam, "package_key", str, "exam"), "package_key")
+    if len(package_key) != 32:
+        raise _bad("作答包密钥长度错误", "package key must be 32 bytes")
     return ExamData(
         name=_get(exam, "name", str, "exam"),
         site_code=_get(exam, "site_code", str, "exam"),
@@ -217,6 +203,7 @@ def read_exam_package(raw: bytes) -> ExamData:
         room_code=_get(exam, "room_code", str, "exam"),
         policy=_get(exam, "policy", dict, "exam"),
         site_secret=secret,
+        package_key=package_key,
         violation_codes=tuple(violation_codes),
         situation_types=tuple(str(x) for x in _get(exam, "situation_types", list, "exam")),
         staff=tuple(dict(x) for x in staff),
@@ -236,8 +223,8 @@ class AuthorisationData:
     valid_until: float
 
 
-def read_authorisation(raw: bytes) -> AuthorisationData:
-    doc = _load_json(raw, AUTH_FORMAT)
+def parse_authorisation(doc: dict[str, Any]) -> AuthorisationData:
+    """The session authorisation's body, checked field by field."""
     key = _b64(_get(doc, "key", str, "authorisation"), "key")
     room = _get(doc, "room_code", str, "authorisation")
     if not (room.isascii() and room.isdigit() and len(room) == 10):
@@ -289,9 +276,6 @@ def dump(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-ANSWER_FORMAT = "answer-package"
-
-
 @dataclass(frozen=True)
 class AnswerPackage:
     room_code: str
@@ -304,19 +288,6 @@ class AnswerPackage:
     def seq_range(self) -> tuple[int, int]:
         seqs = [a["seq"] for a in self.answers]
         return (min(seqs), max(seqs)) if seqs else (0, 0)
-
-
-def read_answer_package(raw: bytes) -> AnswerPackage:
-    """Answer package (作答包) exported on an exam PC. Format v1 is plain JSON; the
-    exam-site issue seals it (AES-GCM with the room key, signed by the PC key)."""
-    doc = _load_json(raw, ANSWER_FORMAT)
-    return AnswerPackage(
-        _get(doc, "room_code", str, "package"),
-        _get(doc, "session", int, "package"),
-        _get(doc, "admission_no", str, "package"),
-        float(_get(doc, "created_at", (int, float), "package")),
-        read_answers(_get(doc, "answers", list, "package")),
-    )
 
 
 def read_answers(given: list[Any]) -> tuple[dict[str, Any], ...]:

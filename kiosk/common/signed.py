@@ -20,13 +20,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from kiosk.common.crypto import Identity, cert_fingerprint, sign, verify_signature
-from kiosk.common.packages import AnswerPackage, read_answers
+from kiosk.common.packages import (
+    AUTH_FORMAT,
+    EXAM_FORMAT,
+    AnswerPackage,
+    AuthorisationData,
+    ExamData,
+    parse_authorisation,
+    parse_exam,
+    read_answers,
+)
 from kiosk.core.errors import Refused
 
 ENVELOPE_VERSION = 2
@@ -112,6 +120,21 @@ def open_sealed(raw: bytes, fmt: str, signer_cert_pem: bytes) -> dict[str, Any]:
     return _body(env)
 
 
+def unverified_body(raw: bytes, fmt: str) -> dict[str, Any]:
+    """The body of the signer's own file, for the signer's tools (never for the box)."""
+    return _body(_envelope(raw, fmt))
+
+
+def read_exam_package(raw: bytes, site_cert_pem: bytes) -> ExamData:
+    """The exam package (考务数据) signed by the pinned site."""
+    return parse_exam(open_sealed(raw, EXAM_FORMAT, site_cert_pem))
+
+
+def read_authorisation(raw: bytes, site_cert_pem: bytes) -> AuthorisationData:
+    """The session authorisation (考试授权) signed by the pinned site."""
+    return parse_authorisation(open_sealed(raw, AUTH_FORMAT, site_cert_pem))
+
+
 # -- the room sheet ----------------------------------------------------------------------
 
 
@@ -163,12 +186,11 @@ def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomS
     cert = body.get("site_cert")
     if not isinstance(cert, str):
         raise Refused("package_invalid", "考点信息表缺少考点证书", "no site certificate")
+    pem = cert.encode()
     try:
-        x509.load_pem_x509_certificate(cert.encode())
+        fingerprint = cert_fingerprint(pem)
     except ValueError as exc:
         raise Refused("package_invalid", "考点证书无效", f"bad site certificate: {exc}") from exc
-    pem = cert.encode()
-    fingerprint = cert_fingerprint(pem)
     if env.signer != fingerprint or not verify_signature(pem, env.raw, env.sig):
         raise Refused("bad_signature", "考点信息表签名无效（已被修改或损坏）", "signature does not verify")
     if body.get("room_code") != room_code:

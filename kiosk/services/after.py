@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.common.fsutil import write_atomic
-from kiosk.common.packages import dump, read_answer_package
+from kiosk.common.packages import AnswerPackage
+from kiosk.common.signed import open_answer_package, seal
 from kiosk.core import candidate as rules
 from kiosk.core import timeline
 from kiosk.core.candidate import CandidateState
@@ -32,32 +33,26 @@ from kiosk.store.models import (
 )
 
 Progress = Callable[[int, int], None]
+RESULTS_FORMAT = "results-package"  # signed by the box's key (docs/formats.md)
 
 
 class AfterExam(CandidateLink):
     # -- answer packages ---------------------------------------------------------------
 
-    def _read_answer_file(self, path: str) -> tuple[bytes, Any]:
+    def _read_answer_file(self, path: str) -> tuple[bytes, AnswerPackage]:
+        """An answer package exported on a seated exam PC, for this room and session."""
         p = Path(path)
         if not p.is_file():
             raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
         if p.stat().st_size > 256 * 1024**2:
             raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
         raw = p.read_bytes()
-        pkg = read_answer_package(raw)
-        cfg = self.require_config()
-        session = self.current_session()
-        if pkg.room_code != cfg.room_code:
-            raise Refused("foreign_room", f"作答包属于考场 {pkg.room_code}，不是本考场", "foreign room")
-        if pkg.session != session.number:
-            raise Refused(
-                "wrong_session",
-                f"作答包属于第 {pkg.session} 场次，当前为第 {session.number} 场次",
-                "answer package of another session",
-            )
-        return raw, pkg
+        seated = {s.fingerprint for s in Seat.select(Seat.fingerprint) if s.fingerprint}
+        key = bytes(self.require_exam().package_key)
+        number = self.current_session().number
+        return raw, open_answer_package(raw, key, self.require_config().room_code, number, seated)
 
-    def _merge_answers(self, c: Candidate, pkg: Any) -> int:
+    def _merge_answers(self, c: Candidate, pkg: AnswerPackage) -> int:
         rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))
         return answers.upsert_newest(rows)
 
@@ -197,8 +192,6 @@ class AfterExam(CandidateLink):
         cands = self.candidate_rows(s)
         nos = [c.admission_no for c in cands]
         return {
-            "format": "results-package",
-            "version": 1,
             "room_code": self.require_config().room_code,
             "session": s.number,
             "created_at": self.now(),
@@ -260,7 +253,8 @@ class AfterExam(CandidateLink):
     def _results_bytes(self, session: int | None) -> tuple[str, bytes]:
         doc = self.results(session)
         name = f"results-{doc['room_code']}-{doc['session']}.json"
-        return name, dump(doc)
+        assert self.identity is not None, "bootstrap gives the service the box's identity"
+        return name, seal(self.identity, RESULTS_FORMAT, doc)
 
     def backup(
         self, dest: str = "", session: int | None = None, progress: Progress | None = None

@@ -28,6 +28,7 @@ from kiosk.store.models import (
     RoomConfig,
     Seat,
     Session,
+    SiteTrust,
     User,
     Violation,
 )
@@ -153,6 +154,18 @@ class ServiceBase:
         if exam is None:
             raise Refused("no_exam_data", "尚未载入考务数据", "no exam data loaded")
         return exam
+
+    @staticmethod
+    def site_cert() -> bytes:
+        """The pinned exam-site certificate: every package from the site is checked with it."""
+        pinned = SiteTrust.get_or_none()
+        if pinned is None:
+            raise Refused(
+                "site_not_pinned",
+                "请先导入考点信息表（或向考点注册），再载入考务数据",
+                "no site certificate pinned yet",
+            )
+        return pinned.cert_pem.encode()
 
     def exam_package_path(self, sha256: str) -> Path:
         return self.home / "packages" / f"exam-{sha256[:16]}.json"

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.common.fsutil import write_atomic
-from kiosk.common.packages import read_exam_package
-from kiosk.common.signed import read_room_sheet
+from kiosk.common.signed import RoomSheet, read_exam_package, read_room_sheet
 from kiosk.core.envcheck import Requirements, env_passed, judge_env
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
@@ -99,8 +98,12 @@ class BeforeExam(Seats):
                 f"{self.settings.min_free_bytes / 1024**3:.0f} GB，不能保存",
                 f"only {free} bytes free under {folder}",
             )
+        # In site mode the site answers the registration with the room sheet: checked
+        # before anything is saved, pinned with the parameters.
+        sheet = None
         if site_mode:
-            self.ports.site.register(room_code, registration_code)
+            raw = self.ports.site.register(room_code, registration_code)
+            sheet = read_room_sheet(raw, registration_code, room_code)
         folder.mkdir(parents=True, exist_ok=True)
         values = dict(
             room_code=room_code,
@@ -114,6 +117,8 @@ class BeforeExam(Seats):
         with self.tx():
             RoomConfig.insert(id=1, **values).on_conflict_replace().execute()
             self.event("config_saved", **{k: v for k, v in values.items() if k != "saved_at"})
+            if sheet is not None:
+                self._pin(sheet, "site")
         return values
 
     # -- 3 environment check ----------------------------------------------------------
@@ -237,7 +242,21 @@ class BeforeExam(Seats):
         cfg = self.require_config()
         if not cfg.site_mode:
             raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考务数据", "site mode is off")
+        if SiteTrust.get_or_none() is None:
+            self.site_register()
         return self._load_exam(self.ports.site.download_exam(cfg.room_code), "site")
+
+    def site_register(self) -> dict[str, Any]:
+        """向考点注册: the site answers with the room sheet, pinned like one from USB."""
+        cfg = self.require_config()
+        if not cfg.site_mode:
+            raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考点信息表", "site mode is off")
+        if not cfg.registration_code:
+            raise Refused("registration_code_missing", "请在参数配置中填写考场注册码", "no registration code")
+        raw = self.ports.site.register(cfg.room_code, cfg.registration_code)
+        sheet = read_room_sheet(raw, cfg.registration_code, cfg.room_code)
+        with self.tx():
+            return self._pin(sheet, "site")
 
     def room_sheet_import(self, path: str, registration_code: str = "") -> dict[str, Any]:
         """The room sheet (考点信息表) from USB: its proof must hold for the registration
@@ -255,15 +274,20 @@ class BeforeExam(Seats):
             raise Refused("file_too_large", "文件过大，不是考点信息表", "file too large")
         sheet = read_room_sheet(p.read_bytes(), code, cfg.room_code)  # refuses before any write
         with self.tx():
-            pinned = SiteTrust.get_or_none()
-            if pinned is not None and pinned.fingerprint != sheet.site_fingerprint:
-                raise Refused(
-                    "site_key_changed",
-                    "考点信息表的考点证书与已导入的不同，请核实来源（如确需更换，请先初始化监考机）",
-                    "the sheet carries another site key than the pinned one",
-                )
-            if pinned is not None and sheet.issued_at <= pinned.issued_at:
-                raise Refused("stale_sheet", "该考点信息表不比已导入的新", "the sheet is not newer")
+            return self._pin(sheet, p.name)
+
+    def _pin(self, sheet: RoomSheet, source: str) -> dict[str, Any]:
+        """Pin the sheet's site certificate (inside the caller's transaction)."""
+        pinned = SiteTrust.get_or_none()
+        if pinned is not None and pinned.fingerprint != sheet.site_fingerprint:
+            raise Refused(
+                "site_key_changed",
+                "考点信息表的考点证书与已导入的不同，请核实来源（如确需更换，请先初始化监考机）",
+                "the sheet carries another site key than the pinned one",
+            )
+        if pinned is not None and sheet.issued_at < pinned.issued_at:
+            raise Refused("stale_sheet", "该考点信息表比已导入的旧", "the sheet is older than the pinned one")
+        if pinned is None or sheet.issued_at > pinned.issued_at:
             SiteTrust.delete().execute()
             SiteTrust.create(
                 site_code=sheet.site_code,
@@ -274,7 +298,12 @@ class BeforeExam(Seats):
                 issued_at=sheet.issued_at,
                 loaded_at=self.now(),
             )
-            self.event("room_sheet_loaded", site_code=sheet.site_code, fingerprint=sheet.site_fingerprint)
+            self.event(
+                "room_sheet_loaded",
+                source=source,
+                site_code=sheet.site_code,
+                fingerprint=sheet.site_fingerprint,
+            )
         return {
             "site_code": sheet.site_code,
             "site_name": sheet.site_name,
@@ -294,7 +323,7 @@ class BeforeExam(Seats):
 
     def _load_exam(self, raw: bytes, source: str) -> dict[str, Any]:
         cfg = self.require_config()
-        data = read_exam_package(raw)  # refuses before anything is written
+        data = read_exam_package(raw, self.site_cert())  # refuses before anything is written
         if data.room_code != cfg.room_code:
             raise Refused(
                 "foreign_room",
@@ -324,6 +353,7 @@ class BeforeExam(Seats):
                 room_code=data.room_code,
                 policy=dumps(policy.to_dict()),
                 site_secret=data.site_secret,
+                package_key=data.package_key,
                 violation_codes=dumps([list(v) for v in data.violation_codes]),
                 situation_types=dumps(list(data.situation_types)),
                 staff=dumps(list(data.staff)),

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiosk.common.packages import open_paper, read_authorisation, read_exam_package
+from kiosk.common.packages import open_paper
+from kiosk.common.signed import read_authorisation, read_exam_package
 from kiosk.core import codes, timeline
 from kiosk.core.codes import Purpose
 from kiosk.core.errors import Refused
@@ -140,7 +141,8 @@ class DuringExam(ServiceBase):
             if not cfg.site_mode:
                 raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考试授权", "site mode is off")
             raw, source = self.ports.site.fetch_authorisation(cfg.room_code, session.number), "site"
-        auth = read_authorisation(raw)
+        cert = self.site_cert()
+        auth = read_authorisation(raw, cert)
         if auth.room_code != cfg.room_code:
             raise Refused("foreign_room", f"授权属于考场 {auth.room_code}，不是本考场", "foreign room")
         if auth.session != session.number:
@@ -153,7 +155,7 @@ class DuringExam(ServiceBase):
         if not auth.valid_from <= now <= auth.valid_until:
             raise Refused("outside_window", "不在考试授权的有效时间内", "outside the authorisation window")
         exam = self.require_exam()
-        package = read_exam_package(self.exam_package_path(exam.package_sha256).read_bytes())
+        package = read_exam_package(self.exam_package_path(exam.package_sha256).read_bytes(), cert)
         sdata = next(s for s in package.sessions if s.number == session.number)
         opened = [(p.subject, open_paper(auth.key, cfg.room_code, session.number, p)) for p in sdata.papers]
         with self.tx():

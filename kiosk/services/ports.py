@@ -51,7 +51,9 @@ class SeatNetwork(Protocol):
 class SiteLink(Protocol):
     def reachable(self) -> bool: ...
 
-    def register(self, room_code: str, registration_code: str) -> None: ...
+    def register(self, room_code: str, registration_code: str) -> bytes:
+        """The room sheet the site answers with (the box checks it with the code)."""
+        ...
 
     def download_exam(self, room_code: str) -> bytes: ...
 
@@ -59,7 +61,11 @@ class SiteLink(Protocol):
 
     def report_seal(self, room_code: str, report: dict[str, Any]) -> None: ...
 
-    def upload_results(self, room_code: str, path: Path, progress: Callable[[int, int], None]) -> None: ...
+    def upload_results(
+        self, room_code: str, path: Path, progress: Callable[[int, int], None]
+    ) -> dict[str, Any]:
+        """Resumable; the site's final answer (with its reconciliation of the codes used)."""
+        ...
 
 
 class UsbDrives(Protocol):
@@ -83,8 +89,9 @@ class NoSite:
     def reachable(self) -> bool:
         return False
 
-    def register(self, room_code: str, registration_code: str) -> None:
+    def register(self, room_code: str, registration_code: str) -> bytes:
         self._offline()
+        return b""
 
     def download_exam(self, room_code: str) -> bytes:
         self._offline()
@@ -97,8 +104,11 @@ class NoSite:
     def report_seal(self, room_code: str, report: dict[str, Any]) -> None:
         self._offline()
 
-    def upload_results(self, room_code: str, path: Path, progress: Callable[[int, int], None]) -> None:
+    def upload_results(
+        self, room_code: str, path: Path, progress: Callable[[int, int], None]
+    ) -> dict[str, Any]:
         self._offline()
+        return {}
 
 
 class NoUsb:

@@ -125,6 +125,7 @@ OPERATIONS: tuple[Op, ...] = (
         "导出环境检测报告（HTML）",
         (P("path", required=True),),
     ),
+    Op("site-register", "site_register", "考前", "向考点注册（取得考点信息表）"),
     Op("exam-download", "exam_download", "考前", "从考点下载考务数据"),
     Op(
         "room-sheet-import",

@@ -6,12 +6,20 @@ were told. The real network replaces it without the service noticing."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiosk.common.crypto import Identity, make_identity
 from kiosk.services.ports import ScanReply, SendResult
+
+
+@functools.cache
+def pc_identity(ip: str) -> Identity:
+    """A simulated PC's key pair, made once per process (key generation is the slow part)."""
+    return make_identity(f"exam-pc {ip}")
 
 
 @dataclass
@@ -27,8 +35,12 @@ class SimPC:
     seat_shown: str = ""
 
     @property
+    def identity(self) -> Identity:
+        return pc_identity(self.ip)
+
+    @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(f"pc-key:{self.ip}:{self.mac}".encode()).hexdigest()
+        return self.identity.fingerprint
 
     @property
     def up(self) -> bool:

@@ -1,25 +1,33 @@
-"""Mock-exam authoring: builds the default exam package and session authorisations a
-school drill (模考) runs on, as the exam site would publish them (format v1).
+"""Mock-exam authoring: builds the exam packages and session authorisations a school
+drill (模考) runs on, and writes them as the exam site publishes them: a site plan
+with, per room, the room sheet, the exam package and the session authorisations, all
+signed by the site key (docs/formats.md, docs/site.md).
 
-Everything is derived from `seed`, including the site secret and the paper keys, so
-tests and drills are reproducible. That also makes the keys guessable: a package built
-here is for drills and tests only, never for a real exam."""
+Everything in the packages is derived from `seed`, including the site secret, the
+paper keys and the room's package key, so tests and drills are reproducible. That also
+makes the keys guessable: a package built here is for drills and tests only, never for
+a real exam. The site key and the registration codes are random."""
 
 from __future__ import annotations
 
 import base64
 import random
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiosk.common.crypto import Identity, load_or_make_identity
 from kiosk.common.fsutil import write_atomic
-from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, VERSION, dump, seal_paper
+from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, dump, seal_paper
+from kiosk.common.signed import seal, write_room_sheet
 from kiosk.core.errors import Refused
 from kiosk.site.inputs import CandidateSpec, SubjectSpec
 
-PACKAGE_FILE = "exam-package.json"
+PLAN_FORMAT = "site-plan"
+PUBLISH_BEFORE_S = 7 * 86400  # the exam package can be downloaded a week ahead
 
 THEORY = {"code": "T01", "name": "理论知识", "duration_s": 90 * 60, "kind": "theory"}
 OPERATION = {"code": "P01", "name": "实操技能", "duration_s": 120 * 60, "kind": "operation"}
@@ -225,9 +233,15 @@ _TASKS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 @dataclass(frozen=True)
 class MockExam:
-    package: dict  # the exam-package document, format v1 as read by read_exam_package
-    authorisations: dict[int, dict]  # session number -> session-authorisation document
+    """One room's exam, as bodies the site signs when it writes them (author_site)."""
+
+    package: dict  # the exam package's body, as parse_exam reads it
+    authorisations: dict[int, dict]  # session number -> session authorisation's body
     site_secret: bytes
+
+    @property
+    def room_code(self) -> str:
+        return str(self.package["exam"]["room_code"])
 
 
 def _bad(zh: str, en: str) -> Refused:
@@ -327,7 +341,7 @@ def build_default_exam(
     if session_gap_s < OPERATION["duration_s"]:
         raise _bad("场次间隔短于科目时长", "session gap shorter than a subject's duration")
 
-    people = _rng(seed, "candidates")
+    people = _rng(seed, f"candidates:{room_code}")
     papers_rng = _rng(seed, "papers")
     theory, operation = _theory_questions(papers_rng), _operation_tasks()
     candidates: list[dict[str, Any]] = []
@@ -422,8 +436,6 @@ def _exam(
         name = _SESSION_NAMES[number - 1]
         session_docs.append({"number": number, "name": name, "start": start, "papers": sealed})
         authorisations[number] = {
-            "format": AUTH_FORMAT,
-            "version": VERSION,
             "room_code": room_code,
             "session": number,
             "key": _b64(key),
@@ -433,8 +445,6 @@ def _exam(
         }
 
     package = {
-        "format": EXAM_FORMAT,
-        "version": VERSION,
         "exam": {
             "name": "1+X 职业技能等级证书考核" + ("（模拟）" if mock else ""),
             "site_code": site_code,
@@ -450,6 +460,7 @@ def _exam(
                 "mock": mock,
             },
             "site_secret": _b64(site_secret),
+            "package_key": _b64(_rng(seed, f"package-key:{room_code}").randbytes(32)),
             "violation_codes": [list(v) for v in VIOLATION_CODES],
             "situation_types": list(SITUATION_TYPES),
             "staff": [dict(s) for s in STAFF],
@@ -462,14 +473,129 @@ def _exam(
     return MockExam(package=package, authorisations=authorisations, site_secret=site_secret)
 
 
-def write_mock_exam(exam: MockExam, folder: Path) -> dict[str, Path]:
-    """Write exam-package.json and authorisation-<n>.json; returns file name -> path."""
+def split_rooms(people: Sequence[CandidateSpec], room_size: int) -> list[list[CandidateSpec]]:
+    """Candidates into rooms in list order: in each session the first `room_size` sit in
+    the first room, the next ones in the second, and so on."""
+    if room_size < 1:
+        raise _bad("每个考场的座位数至少为1", "room size must be at least 1")
+    rooms: list[list[CandidateSpec]] = []
+    for n in sorted({p.session for p in people}):
+        for i, person in enumerate(p for p in people if p.session == n):
+            if i // room_size == len(rooms):
+                rooms.append([])
+            rooms[i // room_size].append(person)
+    return rooms
+
+
+def registration_code() -> str:
+    """Eight letters without I and O, read over the phone to the room."""
+    return "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(8))
+
+
+@dataclass(frozen=True)
+class RoomFiles:
+    room_code: str
+    registration_code: str
+    sheet: Path
+    package: Path
+    authorisations: dict[int, Path]
+
+    @property
+    def folder(self) -> Path:
+        return self.sheet.parent
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    folder: Path
+    site: Identity
+    rooms: dict[str, RoomFiles]
+
+
+def author_site(
+    folder: Path,
+    exams: Sequence[MockExam],
+    *,
+    site_ip: str = "127.0.0.1",
+    codes: dict[str, str] | None = None,
+    now: float | None = None,
+) -> SitePlan:
+    """Write the site plan: `site/site.key|crt` (made once, kept after), `site/plan.json`
+    (site-private: registration codes, windows) and `rooms/<room>/` with the room sheet,
+    the exam package and one authorisation per session, each signed by the site key.
+    Whatever a room needs on its USB stick is in its folder."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {PACKAGE_FILE: exam.package}
-    files |= {f"authorisation-{n}.json": doc for n, doc in sorted(exam.authorisations.items())}
-    paths = {}
-    for name, doc in files.items():
-        paths[name] = folder / name
-        write_atomic(paths[name], dump(doc))
-    return paths
+    if not exams or len({e.room_code for e in exams}) != len(exams):
+        raise _bad("考场为空或重复", "no rooms or duplicate room codes")
+    first = exams[0].package["exam"]
+    if any(e.package["exam"]["site_code"] != first["site_code"] for e in exams):
+        raise _bad("所有考场应属于同一考点", "rooms of several sites")
+    site = load_or_make_identity(folder / "site", "site", f"exam site {first['site_code']}")
+    issued = time.time() if now is None else now
+    rooms, plan_rooms = {}, []
+    for exam in exams:
+        room = exam.room_code
+        code = (codes or {}).get(room) or registration_code()
+        sessions = sorted(exam.package["sessions"], key=lambda s: s["number"])
+        publish_at = sessions[0]["start"] - PUBLISH_BEFORE_S
+        sheet = {
+            "site_code": first["site_code"],
+            "site_name": first["site_name"],
+            "site_ip": site_ip,
+            "room_code": room,
+            "publish_at": publish_at,
+            "default_login": "admin",
+            "sessions": [_sheet_session(s, exam.package["candidates"]) for s in sessions],
+            "issued_at": issued,
+        }
+        out = folder / "rooms" / room
+        out.mkdir(parents=True, exist_ok=True)
+        files = RoomFiles(room, code, out / "room-sheet.json", out / "exam-package.json", {})
+        write_atomic(files.sheet, write_room_sheet(site, code, sheet))
+        write_atomic(files.package, seal(site, EXAM_FORMAT, {**exam.package, "issued_at": issued}))
+        for n, auth in sorted(exam.authorisations.items()):
+            files.authorisations[n] = out / f"authorisation-{n}.json"
+            write_atomic(files.authorisations[n], seal(site, AUTH_FORMAT, auth))
+        rooms[room] = files
+        plan_rooms.append(
+            {
+                "room_code": room,
+                "registration_code": code,
+                "sheet": str(files.sheet.relative_to(folder)),
+                "exam": str(files.package.relative_to(folder)),
+                "publish_at": publish_at,
+                "download_until": sessions[-1]["start"],
+                "sessions": [
+                    {
+                        "number": n,
+                        "authorisation": str(files.authorisations[n].relative_to(folder)),
+                        "valid_from": exam.authorisations[n]["valid_from"],
+                        "valid_until": exam.authorisations[n]["valid_until"],
+                    }
+                    for n in sorted(exam.authorisations)
+                ],
+            }
+        )
+    plan = {
+        "format": PLAN_FORMAT,
+        "version": 2,
+        "site_code": first["site_code"],
+        "site_name": first["site_name"],
+        "site_ip": site_ip,
+        "site_secret": first["site_secret"],
+        "rooms": plan_rooms,
+    }
+    write_atomic(folder / "site" / "plan.json", dump(plan))
+    return SitePlan(folder, site, rooms)
+
+
+def _sheet_session(session: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    numbers = sorted(c["admission_no"] for c in candidates if c["session"] == session["number"])
+    return {
+        "number": session["number"],
+        "name": session["name"],
+        "start": session["start"],
+        "candidates": len(numbers),
+        "first_admission": numbers[0] if numbers else "",
+        "last_admission": numbers[-1] if numbers else "",
+    }

@@ -90,6 +90,7 @@ class Exam(BaseModel):
     room_code = CharField()
     policy = TextField()  # JSON of core.policy.Policy
     site_secret = BlobField()  # verifies authorisation codes offline
+    package_key = BlobField(default=b"")  # the room's answer-package key (schema 3)
     violation_codes = TextField()  # JSON [[code, text], ...]
     situation_types = TextField()  # JSON [text, ...]
     staff = TextField()  # JSON [{role, name, phone}, ...]

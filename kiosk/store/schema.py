@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from peewee import SqliteDatabase
+from playhouse.migrate import SqliteMigrator
+from playhouse.migrate import migrate as run_migrations
 
 from kiosk.common.models import open_sqlite
 from kiosk.core.errors import Refused
-from kiosk.store.models import BOX_MODELS, SiteTrust
+from kiosk.store.models import BOX_MODELS, Exam, SiteTrust
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _create_v1(db: SqliteDatabase) -> None:
@@ -27,8 +29,18 @@ def _v2_site_trust(db: SqliteDatabase) -> None:
     db.create_tables([SiteTrust], safe=True)
 
 
+def _v3_package_key(db: SqliteDatabase) -> None:
+    """The room's answer-package key from the exam package (a fresh database has it)."""
+    if "package_key" not in {c.name for c in db.get_columns("exam")}:
+        run_migrations(SqliteMigrator(db).add_column("exam", "package_key", Exam.package_key))
+
+
 # MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {0: _create_v1, 1: _v2_site_trust}
+MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {
+    0: _create_v1,
+    1: _v2_site_trust,
+    2: _v3_package_key,
+}
 
 
 def user_version(db: SqliteDatabase) -> int:

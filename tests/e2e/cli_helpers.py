@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from kiosk.net.admin import PORT_FILE, TOKEN_FILE
+from kiosk.site.mock import RoomFiles
+from tests.conftest import ROOM, author_room
 from tests.polling import poll_until
 
-ROOM = "1999999001"
 CANDIDATES = 40
 START_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 15.0
@@ -213,27 +214,12 @@ def api(address: str, verb: str, body: bytes | None, token: str | None) -> tuple
 # -- exam data -----------------------------------------------------------------------
 
 
-def make_exam(folder: Path, start: float, **policy: int) -> dict[str, Path]:
-    """`kiosk site mock --formal` with the first session starting at `start`, then the
-    package's policy numbers overridden (the package is not signed, as a site's is not)."""
-    run = run_kiosk(
-        "site", "mock", "--out", str(folder), "--start", f"{start:.0f}", "--formal", cwd=folder.parent
-    )
-    assert run.code == 0, str(run)
-    paths = {}
-    for line in run.out.splitlines():
-        name, _, path = line.partition(": ")
-        paths[name] = Path(path)
-    assert set(paths) == {"exam-package.json", "authorisation-1.json", "authorisation-2.json"}, str(run)
-    package = paths["exam-package.json"]
-    doc = json.loads(package.read_text(encoding="utf-8"))
-    assert doc["exam"]["policy"]["mock"] is False, "--formal makes a normal exam"
-    doc["exam"]["policy"].update(policy)
-    package.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return paths
+def make_exam(folder: Path, start: float, **policy: int) -> RoomFiles:
+    """The site's files for a formal exam whose first session starts at `start`."""
+    return author_room(folder, start, CANDIDATES, **policy)[1]
 
 
-def run_wizard(home: Path, package: Path) -> dict[str, Any]:
+def run_wizard(home: Path, files: RoomFiles) -> dict[str, Any]:
     """The five before-exam steps through ctl, each checked; returns the seal check."""
     config = ctl_ok(
         home,
@@ -250,9 +236,18 @@ def run_wizard(home: Path, package: Path) -> dict[str, Any]:
     assert scan["replies"] == CANDIDATES and scan["added"] == list(range(1, CANDIDATES + 1))
     env = ctl_ok(home, "envcheck")
     assert (env["total"], env["passed"], env["failed"]) == (CANDIDATES, CANDIDATES, 0)
-    exam = ctl_ok(home, "exam-import", "--path", str(package))
-    assert exam["loaded"] and [s["candidates"] for s in exam["sessions"]] == [CANDIDATES, CANDIDATES]
+    load_exam(home, files)
     return ctl_ok(home, "seal-check")
+
+
+def load_exam(home: Path, files: RoomFiles) -> dict[str, Any]:
+    """Step 4 from USB: the room sheet (with the registration code), then the exam data."""
+    sheet = ctl_ok(home, "room-sheet-import", "--path", str(files.sheet),
+                   "--registration-code", files.registration_code)  # fmt: skip
+    assert sheet["site_code"] == ROOM[:7], sheet
+    exam = ctl_ok(home, "exam-import", "--path", str(files.package))
+    assert exam["loaded"] and all(s["candidates"] for s in exam["sessions"]), exam
+    return exam
 
 
 def failed_items(seal: dict[str, Any]) -> list[str]:

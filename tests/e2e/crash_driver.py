@@ -38,7 +38,7 @@ from kiosk.store.models import (
     Session,
     Violation,
 )
-from tests.conftest import ROOM, T0, enter, make_exam_files
+from tests.conftest import ROOM, T0, enter, make_exam_files, pin_site
 
 START = T0 + 3600  # the session's scheduled start, as in tests/integration
 SEATS = 40
@@ -113,7 +113,7 @@ class Driver:
             self.record("setup", {"step": "enter"})
         if session.authorised_at is None:
             self.at(T0)
-            auth = make_exam_files(self.home / "usb-auth").auth[1]  # deterministic key
+            auth = make_exam_files(self.home / "usb").auth[1]  # deterministic key, same site
             self.room.authorise(str(auth))
             self.record("setup", {"step": "authorise"})
         if session.login_allowed_at is None:
@@ -158,8 +158,11 @@ class Driver:
             self.record("setup", {"step": "envcheck"})
         if Exam.get_or_none() is None:
             # The package's nonces are random: a new file after a crash is a new package,
-            # which is fine as long as none was loaded yet.
-            room.exam_import(str(make_exam_files(self.home / "usb").package))
+            # which is fine as long as none was loaded yet. The site key stays in the
+            # folder, so a sheet pinned before the crash is only replaced by a newer one.
+            files = make_exam_files(self.home / "usb")
+            pin_site(room, files)
+            room.exam_import(str(files.package))
             self.record("setup", {"step": "exam"})
         if not room.seal_check()["passed"]:
             raise RuntimeError("seal check failed in the crash driver")

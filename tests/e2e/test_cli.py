@@ -4,7 +4,6 @@ refusals and exit codes, the API's own checks, and the site's code calculator.""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -15,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.common.packages import parse_exam
+from kiosk.common.signed import open_sealed, unverified_body
 from kiosk.core import codes
 from kiosk.core.errors import Refused
 from kiosk.net.admin import PORT_FILE
+from kiosk.site.mock import RoomFiles
 from tests.e2e.cli_helpers import (
     CANDIDATES,
     ROOM,
@@ -27,6 +29,7 @@ from tests.e2e.cli_helpers import (
     ctl_ok,
     ctl_refused,
     failed_items,
+    load_exam,
     make_exam,
     run_kiosk,
     run_wizard,
@@ -59,17 +62,17 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def exam(tmp_path: Path) -> dict[str, Path]:
+def exam(tmp_path: Path) -> RoomFiles:
     """Session 1 began a minute ago (inside the 15-minute grace); no countdown, no
     earliest-submission wait and no late-login limit, so nothing has to wait."""
     return make_exam(tmp_path / "usb", time.time() - 60, countdown_s=0, earliest_submit_s=0, late_login_s=0)
 
 
-def enter_and_start(home: Path, exam: dict[str, Path]) -> None:
-    seal = run_wizard(home, exam["exam-package.json"])
+def enter_and_start(home: Path, exam: RoomFiles) -> None:
+    seal = run_wizard(home, exam)
     assert seal["passed"], failed_items(seal)
     assert ctl_ok(home, "session-enter", "--session", "1", *STAFF) == {"session": 1, "name": "第一场次"}
-    assert ctl_ok(home, "authorise", "--path", str(exam["authorisation-1.json"])) == {
+    assert ctl_ok(home, "authorise", "--path", str(exam.authorisations[1])) == {
         "already": False,
         "papers": 1,
     }
@@ -80,7 +83,7 @@ def enter_and_start(home: Path, exam: dict[str, Path]) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_the_before_exam_wizard_runs_through_ctl(engine: Engine, exam: dict[str, Path]) -> None:
+def test_the_before_exam_wizard_runs_through_ctl(engine: Engine, exam: RoomFiles) -> None:
     home = engine.home
     assert ctl_ok(home, "wizard") == dict.fromkeys(WIZARD_STEPS, False)
 
@@ -111,8 +114,8 @@ def test_the_before_exam_wizard_runs_through_ctl(engine: Engine, exam: dict[str,
     early = ctl_ok(home, "seal-check")
     assert not early["passed"] and failed_items(early) == ["exam"], early["items"]
 
-    loaded = ctl_ok(home, "exam-import", "--path", str(exam["exam-package.json"]))
-    assert loaded["loaded"] and loaded["policy"]["countdown_s"] == 0
+    loaded = load_exam(home, exam)
+    assert loaded["policy"]["countdown_s"] == 0
     assert [(s["number"], s["candidates"], s["state"]) for s in loaded["sessions"]] == [
         (1, CANDIDATES, "未开考"),
         (2, CANDIDATES, "未开考"),
@@ -172,7 +175,7 @@ def test_refusals_exit_1_with_a_chinese_reason_and_change_nothing(engine: Engine
 
 
 @pytest.mark.timeout(120)
-def test_a_session_runs_from_entry_to_end_through_ctl(engine: Engine, exam: dict[str, Path]) -> None:
+def test_a_session_runs_from_entry_to_end_through_ctl(engine: Engine, exam: RoomFiles) -> None:
     home = engine.home
     ctl_refused(home, "allow-login", code="no_session")
     enter_and_start(home, exam)
@@ -250,7 +253,8 @@ def test_a_session_runs_from_entry_to_end_through_ctl(engine: Engine, exam: dict
     usb.mkdir()
     backup = ctl_ok(home, "backup", "--dest", str(usb))
     assert Path(backup["path"]).is_file() and Path(backup["path"]).parent == usb
-    doc = json.loads(Path(backup["path"]).read_text(encoding="utf-8"))
+    box_cert = (home / "keys" / "box.crt").read_bytes()
+    doc = open_sealed(Path(backup["path"]).read_bytes(), "results-package", box_cert)
     assert doc["session"] == 1 and doc["event_chain"]["ok"] is True
 
     chain = ctl_ok(home, "log-verify")
@@ -278,7 +282,7 @@ def test_a_late_start_takes_a_code_from_the_site_calculator(tmp_path: Path, engi
             "--challenge",
             challenge,
             "--package",
-            str(exam["exam-package.json"]),
+            str(exam.package),
             cwd=tmp_path,
         )
         assert run.code == 0, str(run)
@@ -396,7 +400,7 @@ def test_the_engine_stops_cleanly_on_sigterm_as_soon_as_it_is_ready(tmp_path: Pa
 
 def test_site_code_prints_a_code_the_box_accepts(tmp_path: Path) -> None:
     exam = make_exam(tmp_path / "usb", time.time() + 3600)
-    package = str(exam["exam-package.json"])
+    package = str(exam.package)
     run = run_kiosk(
         "site",
         "code",
@@ -417,8 +421,7 @@ def test_site_code_prints_a_code_the_box_accepts(tmp_path: Path) -> None:
     code = run.out.strip()
     assert re.fullmatch(f"[{codes.ALPHABET}]{{{codes.CODE_LEN}}}", code), str(run)
 
-    doc = json.loads(Path(package).read_text(encoding="utf-8"))
-    secret = base64.b64decode(doc["exam"]["site_secret"])
+    secret = parse_exam(unverified_body(Path(package).read_bytes(), "exam-package")).site_secret
     now = time.time()
     codes.verify_code(secret, code, "extra_time", ROOM, 1, "123456", 300, now)
     with pytest.raises(Refused):

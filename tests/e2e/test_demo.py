@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from kiosk.common.signed import open_sealed
 from kiosk.demo import run_demo
 
 pytestmark = pytest.mark.slow
@@ -18,6 +17,7 @@ def test_the_demo_room_runs_a_whole_session_and_backs_up_the_results(tmp_path, m
     out = capsys.readouterr().out
     assert "封场检测：通过" in out and "哈希链完整" in out
     assert "核对：总人数40 已考38 缺考2 已回收40 未回收0 补时1 违纪1" in out
-    results = json.loads((tmp_path / "usb-backup" / "results-1999999001-1.json").read_text(encoding="utf-8"))
+    raw = (tmp_path / "usb-backup" / "results-1999999001-1.json").read_bytes()
+    results = open_sealed(raw, "results-package", (tmp_path / "keys" / "box.crt").read_bytes())
     assert len(results["candidates"]) == 40 and results["answers"]
     assert "考场情况记录单" in (tmp_path / "situation.html").read_text(encoding="utf-8")

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli_helpers import ROOM, ctl_ok, engine_env, run_kiosk, start_engine, stop_engine, wait_until
+from kiosk.site.mock import RoomFiles
+from tests.conftest import author_room
+from tests.e2e.cli_helpers import (
+    ROOM,
+    ctl_ok,
+    engine_env,
+    load_exam,
+    start_engine,
+    stop_engine,
+    wait_until,
+)  # fmt: skip
 from tests.liveroom import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -27,17 +37,11 @@ STAFF = ("--admin-name", "张三", "--admin-phone", "13807710001",
          "--invigilator-name", "王芳", "--invigilator-phone", "15977120003")  # fmt: skip
 
 
-def mock_exam(folder: Path) -> dict[str, Path]:
+def mock_exam(folder: Path) -> RoomFiles:
     """A mock exam for 150 that began a minute ago, with nothing to wait for."""
-    run = run_kiosk("site", "mock", "--out", str(folder), "--candidates", str(PCS),
-                    "--start", f"{time.time() - 60:.0f}", cwd=folder.parent)  # fmt: skip
-    assert run.code == 0, str(run)
-    paths = {name: Path(path) for name, _, path in (ln.partition(": ") for ln in run.out.splitlines())}
-    doc = json.loads(paths["exam-package.json"].read_text(encoding="utf-8"))
-    assert doc["exam"]["policy"]["mock"] is True
-    doc["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0, late_login_s=0)
-    paths["exam-package.json"].write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return paths
+    _, files = author_room(folder, time.time() - 60, PCS, mock=True,
+                              countdown_s=0, earliest_submit_s=0, late_login_s=0)  # fmt: skip
+    return files
 
 
 def box_answers(home: Path) -> set[tuple[str, str, str, int]]:
@@ -112,10 +116,10 @@ def test_a_cli_fleet_of_150_is_seated_commanded_and_loses_no_acknowledged_answer
         assert (env_check["passed"], env_check["failed"]) == (PCS, 0)
 
         exam = mock_exam(tmp_path / "usb")
-        ctl_ok(home, "exam-import", "--path", str(exam["exam-package.json"]))
+        load_exam(home, exam)
         assert ctl_ok(home, "seal-check")["passed"]
         ctl_ok(home, "session-enter", "--session", "1", *STAFF)
-        ctl_ok(home, "authorise", "--path", str(exam["authorisation-1.json"]))
+        ctl_ok(home, "authorise", "--path", str(exam.authorisations[1]))
         ctl_ok(home, "allow-login", "--auto-login")
         ctl_ok(home, "auto-answer", "--on")
         ctl_ok(home, "allow-start")

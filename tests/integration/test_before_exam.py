@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kiosk.core.errors import Refused
-from tests.conftest import ROOM, prepare
+from kiosk.site.mock import author_site, build_default_exam
+from tests.conftest import ROOM, T0, pin_site, prepare
 
 
 def test_the_wizard_steps_tick_in_order(room, fleet, exam_files):
@@ -133,7 +134,12 @@ def test_exam_import_refuses_foreign_rooms_and_damaged_files(room, exam_files, t
     room.configure("1999999002", "/tmp/answers-test", box_ip="127.0.0.1")
     with pytest.raises(Refused) as err:
         room.exam_import(str(exam_files.package))
-    assert err.value.code == "foreign_room"
+    assert err.value.code == "site_not_pinned", "no exam data before the site's key is pinned"
+    other = author_site(tmp_path / "other", [build_default_exam(room_code="1999999002", first_start=T0)])
+    room.room_sheet_import(str(other.rooms["1999999002"].sheet), other.rooms["1999999002"].registration_code)
+    with pytest.raises(Refused) as err:
+        room.exam_import(str(exam_files.package))
+    assert err.value.code == "foreign_signer", "another site's package"
     damaged = tmp_path / "damaged.json"
     damaged.write_bytes(exam_files.package.read_bytes()[:500])
     with pytest.raises(Refused) as err:
@@ -144,6 +150,7 @@ def test_exam_import_refuses_foreign_rooms_and_damaged_files(room, exam_files, t
 
 def test_importing_the_same_exam_twice_changes_nothing(room, exam_files):
     room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    pin_site(room, exam_files)
     first = room.exam_import(str(exam_files.package))
     again = room.exam_import(str(exam_files.package))
     assert again["already_loaded"] and again["sessions"] == first["sessions"]
@@ -154,6 +161,7 @@ def test_seal_check_fails_with_offline_pcs_and_names_the_item(room, fleet, exam_
     room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
     room.seats_scan("ip")
     room.envcheck()
+    pin_site(room, exam_files)
     room.exam_import(str(exam_files.package))
     verdict = room.seal_check()
     assert not verdict["passed"]
@@ -193,7 +201,10 @@ def test_a_room_sheet_pins_the_site_certificate_once_its_registration_code_holds
     assert loaded["fingerprint"] == site.fingerprint and loaded["site_ip"] == "10.0.0.2"
     assert SiteTrust.get().cert_pem.encode() == site.cert_pem
     refused("site_key_changed", file(stranger, "d.json", issued_at=2000.0), registration_code="ABCDEFGH")
-    refused("stale_sheet", file(site, "e.json", issued_at=1000.0), registration_code="ABCDEFGH")
+    refused("stale_sheet", file(site, "e.json", issued_at=500.0), registration_code="ABCDEFGH")
+    events = Event.select().count()
+    room.room_sheet_import(file(site, "c.json"), registration_code="ABCDEFGH")  # the same sheet again
+    assert Event.select().count() == events, "importing the pinned sheet again changes nothing"
     newer = room.room_sheet_import(file(site, "f.json", issued_at=2000.0, site_ip="10.0.0.3"), "ABCDEFGH")
     assert newer["site_ip"] == "10.0.0.3" and SiteTrust.select().count() == 1
 

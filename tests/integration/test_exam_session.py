@@ -3,14 +3,15 @@ after-exam operation and every refusal named in SPEC.md, on a real SQLite file."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from kiosk.common.crypto import Identity, make_identity
+from kiosk.common.signed import open_sealed, seal_answer_package
 from kiosk.core.errors import Refused
-from kiosk.store.models import Event
-from tests.conftest import ROOM, T0, enter
+from kiosk.store.models import Event, Exam
+from tests.conftest import ROOM, T0, enter, pin_site
 
 START = T0 + 3600  # 09:00
 
@@ -32,28 +33,22 @@ def seat_ips(room) -> list[str]:
 
 
 def answer_package(
-    path: Path, admission_no: str, answers: list[dict], session: int = 1, room_code: str = ROOM
+    path: Path, pc: Identity, admission_no: str, answers: list[dict], session: int = 1, room_code: str = ROOM
 ) -> str:
-    path.write_text(
-        json.dumps(
-            {
-                "format": "answer-package",
-                "version": 1,
-                "room_code": room_code,
-                "session": session,
-                "admission_no": admission_no,
-                "created_at": START,
-                "answers": answers,
-            }
-        ),
-        encoding="utf-8",
-    )
+    """What the exam PC exports: sealed with the room's key, signed by the PC's key."""
+    key = bytes(Exam.get().package_key)
+    raw = seal_answer_package(
+        pc, key, room_code=room_code, session=session, admission_no=admission_no, answers=answers,
+        created_at=START,
+    )  # fmt: skip
+    path.write_bytes(raw)
     return str(path)
 
 
 def test_entering_a_session_needs_a_passed_seal_check_and_staff(room, fleet, exam_files):
     room.configure(ROOM, str(Path(room.settings.home) / "answers"), box_ip="127.0.0.1")
     refused("no_exam_data", enter, room)
+    pin_site(room, exam_files)
     room.exam_import(str(exam_files.package))
     refused("seal_not_passed", enter, room)
 
@@ -267,12 +262,14 @@ def test_absence_is_allowed_only_after_the_late_login_limit(started, clock):
     refused("absent", room.candidate_login, absent, seat_ips(room)[39])
 
 
-def test_submission_collection_and_import_follow_the_time_rules(started, clock, tmp_path):
+def test_submission_collection_and_import_follow_the_time_rules(started, fleet, clock, tmp_path):
     room = started
     a, b, d = candidates(room)[7], candidates(room)[8], candidates(room)[9]
+    pc_b, pc_d = fleet.pcs[b["ip"]].identity, fleet.pcs[d["ip"]].identity
     refused("too_early_submit", room.candidate_submit, a["admission_no"], a["ip"])
     pkg = answer_package(
         tmp_path / "b.json",
+        pc_b,
         b["admission_no"],
         [{"subject": "T01", "question": "q01", "value": "D", "seq": 9, "saved_at": START}],
     )
@@ -283,10 +280,12 @@ def test_submission_collection_and_import_follow_the_time_rules(started, clock, 
     assert room.collect(pkg)["answers"] == 1
     assert room.get_candidate(b["admission_no"]).state == "submitted"
     assert room.collect(pkg)["already"], "the same package twice changes nothing"
-    foreign = answer_package(tmp_path / "f.json", d["admission_no"], [], room_code="1999999002")
+    foreign = answer_package(tmp_path / "f.json", pc_d, d["admission_no"], [], room_code="1999999002")
     refused("foreign_room", room.import_answers, foreign)
-    other_session = answer_package(tmp_path / "s.json", d["admission_no"], [], session=2)
+    other_session = answer_package(tmp_path / "s.json", pc_d, d["admission_no"], [], session=2)
     refused("wrong_session", room.import_answers, other_session)
+    stranger = answer_package(tmp_path / "x.json", make_identity("stranger"), d["admission_no"], [])
+    refused("foreign_pc", room.import_answers, stranger)
     (tmp_path / "broken.json").write_text("{not json")
     refused("package_invalid", room.import_answers, str(tmp_path / "broken.json"))
     room.save_answers(
@@ -294,6 +293,7 @@ def test_submission_collection_and_import_follow_the_time_rules(started, clock, 
     )
     newer = answer_package(
         tmp_path / "d.json",
+        pc_d,
         d["admission_no"],
         [
             {"subject": "T01", "question": "q02", "value": "B", "seq": 7, "saved_at": START},
@@ -366,7 +366,7 @@ def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):
     progress = []
     backup = room.backup(str(usb), progress=lambda done, total: progress.append((done, total)))
     assert progress and progress[-1] == (backup["bytes"], backup["bytes"])
-    doc = json.loads(Path(backup["path"]).read_text(encoding="utf-8"))
+    doc = open_sealed(Path(backup["path"]).read_bytes(), "results-package", room.identity.cert_pem)
     assert doc["session"] == 1 and len(doc["answers"]) == 370 and doc["event_chain"]["ok"]
     refused("not_site_mode", room.upload)
     exported = room.export(str(tmp_path))

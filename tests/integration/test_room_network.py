@@ -137,7 +137,7 @@ def test_pcs_waiting_to_be_seated_link_as_soon_as_the_scan_seats_them(tmp_path):
             )
             await room.op("seats_scan", "ip")
             await room.fleet.wait_all_online(10)
-            assert all(s["online"] for s in await room.op("seats"))
+            await room.wait_all_seats_online(10)
 
     asyncio.run(story())
 

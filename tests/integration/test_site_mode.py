@@ -3,11 +3,11 @@ exam-site server (the real site client is the exam-site issue's)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from kiosk.common.signed import open_sealed
 from kiosk.core.errors import Refused
 from kiosk.services.bootstrap import build
 from kiosk.services.ports import Ports
@@ -31,11 +31,12 @@ class RecordingSite:
     def reachable(self) -> bool:
         return self.up
 
-    def register(self, room_code, registration_code) -> None:
+    def register(self, room_code, registration_code) -> bytes:
         self._check()
-        if registration_code != "CQNQRADC":
-            raise Refused("registration_refused", "注册码错误", "wrong registration code")
+        if registration_code != self.files.registration_code:
+            raise Refused("registration_code_wrong", "注册码错误", "wrong registration code")
         self.calls.append(("register", room_code))
+        return self.files.sheet.read_bytes()
 
     def download_exam(self, room_code) -> bytes:
         self._check()
@@ -51,11 +52,12 @@ class RecordingSite:
         self._check()
         self.calls.append(("seal", report["passed"]))
 
-    def upload_results(self, room_code, path: Path, progress) -> None:
+    def upload_results(self, room_code, path: Path, progress) -> dict:
         self._check()
         self.uploaded = path.read_bytes()
         progress(len(self.uploaded), len(self.uploaded))
         self.calls.append(("upload", path.name))
+        return {"complete": True}
 
 
 @pytest.fixture
@@ -70,19 +72,19 @@ def site_room(settings, clock, fleet, site):
     return room
 
 
-def configure(room, code="CQNQRADC"):
+def configure(room, code=""):
     return room.configure(
         ROOM,
         str(Path(room.settings.home) / "answers"),
         box_ip="127.0.0.1",
         site_mode=True,
         site_ip="127.0.0.5",
-        registration_code=code,
+        registration_code=code or room.ports.site.files.registration_code,
     )
 
 
 def test_registration_is_refused_by_the_site_and_nothing_is_saved(site_room, site):
-    refused("registration_refused", configure, site_room, "WRONGONE")
+    refused("registration_code_wrong", configure, site_room, "WRONGONE")
     assert site_room.config() is None
     site.up = False
     refused("site_offline", configure, site_room)
@@ -116,7 +118,8 @@ def test_a_whole_site_mode_session_downloads_reports_and_uploads(site_room, site
     room.backup(str(usb))
     progress = []
     assert room.upload(progress=lambda done, total: progress.append((done, total)))["message"] == "上报完成"
-    assert json.loads(site.uploaded)["session"] == 1 and progress[-1][0] == progress[-1][1]
+    results = open_sealed(site.uploaded, "results-package", room.identity.cert_pem)
+    assert results["session"] == 1 and progress[-1][0] == progress[-1][1]
 
 
 def _late_code(room, site, clock) -> str:

@@ -40,7 +40,9 @@ import pytest
 from kiosk.common import wire
 from kiosk.common.crypto import Identity, cert_fingerprint, client_context, make_identity, sign
 from kiosk.net.admin import PORT_FILE
-from tests.e2e.cli_helpers import ROOM, Run, engine_env, kiosk_command, run_kiosk, wait_until
+from kiosk.site.mock import RoomFiles
+from tests.conftest import author_room
+from tests.e2e.cli_helpers import ROOM, Run, engine_env, kiosk_command, wait_until
 from tests.multihost.netns import Room
 from tests.polling import poll_until
 
@@ -501,28 +503,9 @@ def tls_probe(argv: list[str]) -> None:
 # == exam data ==============================================================================
 
 
-def mock_exam(folder: Path, start: float, candidates: int, **policy: int) -> dict[str, Path]:
-    """`kiosk site mock --formal --candidates N`, its policy numbers then overridden (as
-    tests/e2e/cli_helpers.make_exam does)."""
-    run = run_kiosk(
-        "site",
-        "mock",
-        "--out",
-        str(folder),
-        "--start",
-        f"{start:.0f}",
-        "--formal",
-        "--candidates",
-        str(candidates),
-        cwd=folder.parent,
-    )
-    assert run.code == 0, str(run)
-    paths = {name: Path(path) for name, _, path in (line.partition(": ") for line in run.out.splitlines())}
-    package = paths["exam-package.json"]
-    doc = json.loads(package.read_text(encoding="utf-8"))
-    doc["exam"]["policy"].update(policy)
-    package.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return paths
+def mock_exam(folder: Path, start: float, candidates: int, **policy: int) -> RoomFiles:
+    """A formal exam for `candidates` per session, as the site signs it."""
+    return author_room(folder, start, candidates, **policy)[1]
 
 
 # == the stories ===========================================================================
@@ -677,11 +660,12 @@ def test_a_pulled_cable_loses_no_answer(
     exam = mock_exam(tmp_path / "usb", time.time() - 60, len(PCS), countdown_s=0, earliest_submit_s=0)
     env = box.ok("envcheck")
     assert (env["total"], env["passed"]) == (4, 4), env
-    assert box.ok("exam-import", "--path", str(exam["exam-package.json"]))["loaded"]
+    box.ok("room-sheet-import", "--path", str(exam.sheet), "--registration-code", exam.registration_code)
+    assert box.ok("exam-import", "--path", str(exam.package))["loaded"]
     seal = box.ok("seal-check")
     assert seal["passed"], [i for i in seal["items"] if not i["ok"]]
     box.ok("session-enter", "--session", "1", *STAFF)
-    box.ok("authorise", "--path", str(exam["authorisation-1.json"]))
+    box.ok("authorise", "--path", str(exam.authorisations[1]))
     box.ok("allow-login")
     box.ok("allow-start")
     admission_no = box.ok("status")["session"]["candidates"][0]["admission_no"]

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from kiosk.common import fsutil
-from kiosk.common.packages import dump, open_paper, read_authorisation, read_exam_package
+from kiosk.common.packages import open_paper, parse_authorisation, parse_exam
+from kiosk.common.signed import read_authorisation, read_exam_package, read_room_sheet
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
-from kiosk.site.mock import MockExam, build_default_exam, write_mock_exam
+from kiosk.site.mock import MockExam, author_site, build_default_exam
 
 START = 1_750_000_000.0
 GAP = 4 * 3600
@@ -26,10 +27,10 @@ def exam() -> MockExam:
 
 
 def papers_of(exam: MockExam) -> dict[int, list[dict[str, Any]]]:
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     out = {}
     for session in data.sessions:
-        key = read_authorisation(dump(exam.authorisations[session.number])).key
+        key = parse_authorisation(exam.authorisations[session.number]).key
         (paper,) = session.papers
         out[session.number] = open_paper(key, data.room_code, session.number, paper)
     return out
@@ -45,7 +46,7 @@ def without_ciphertexts(package: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_default_exam_has_two_sessions_of_forty_candidates(exam: MockExam) -> None:
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     assert [s.number for s in data.sessions] == [1, 2]
     assert [s.name for s in data.sessions] == ["第一场次", "第二场次"]
     per_session = [sum(c.session == n for c in data.candidates) for n in (1, 2)]
@@ -84,7 +85,7 @@ def test_id_numbers_carry_a_valid_check_character_and_the_gender(exam: MockExam)
 
 
 def test_session_one_sits_theory_and_session_two_sits_operation(exam: MockExam) -> None:
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     subjects = {s.code: s for s in data.subjects}
     assert (subjects["T01"].name, subjects["T01"].duration_s, subjects["T01"].kind) == (
         "理论知识",
@@ -104,17 +105,17 @@ def test_session_one_sits_theory_and_session_two_sits_operation(exam: MockExam) 
 def test_sessions_start_a_gap_apart_and_authorisations_cover_the_exam_day(
     exam: MockExam,
 ) -> None:
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     assert [s.start for s in data.sessions] == [START, START + GAP]
     for session in data.sessions:
-        auth = read_authorisation(dump(exam.authorisations[session.number]))
+        auth = parse_authorisation(exam.authorisations[session.number])
         assert (auth.room_code, auth.session) == ("1999999001", session.number)
         assert auth.valid_from == session.start - 2 * 3600
         assert auth.valid_until == session.start + 8 * 3600
 
 
 def test_the_exam_data_round_trips_through_the_reader(exam: MockExam) -> None:
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     assert data.name == "1+X 职业技能等级证书考核（模拟）"
     assert (data.site_code, data.room_code) == ("1999999", "1999999001")
     assert data.site_name == "测试考点（某职业技术学院）"
@@ -134,7 +135,7 @@ def test_the_exam_data_round_trips_through_the_reader(exam: MockExam) -> None:
 
 
 def test_the_policy_is_accepted_by_the_policy_rules(exam: MockExam) -> None:
-    policy = Policy.from_dict(read_exam_package(dump(exam.package)).policy)
+    policy = Policy.from_dict(parse_exam(exam.package).policy)
     assert policy == Policy(mock=True)  # the manual's defaults, in mock mode
 
 
@@ -196,7 +197,7 @@ def test_other_sizes_and_rooms_are_built_consistently() -> None:
         candidates_per_session=3,
         sessions=3,
     )
-    data = read_exam_package(dump(small.package))
+    data = parse_exam(small.package)
     assert [c.admission_no for c in data.candidates][:4] == [
         "190714503010071001",
         "190714503010071002",
@@ -226,40 +227,52 @@ def test_impossible_exam_parameters_are_refused(kwargs: dict[str, Any]) -> None:
     assert info.value.code == "mock_invalid"
 
 
-def test_write_mock_exam_writes_readable_files_and_leaves_no_temporary_files(
+def test_the_site_plan_holds_per_room_files_the_box_reads_once_the_sheet_is_pinned(
     exam: MockExam, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "usb" / "exam"  # created on demand
-    paths = write_mock_exam(exam, folder)
-    assert set(paths) == {"exam-package.json", "authorisation-1.json", "authorisation-2.json"}
-    assert sorted(p.name for p in folder.iterdir()) == sorted(paths)
-    data = read_exam_package(paths["exam-package.json"].read_bytes())
-    assert len(data.candidates) == 80
+    second = build_default_exam(room_code="1999999002", first_start=START)
+    plan = author_site(tmp_path / "site", [exam, second], site_ip="10.0.0.2", now=START - 86400)
+    assert sorted(plan.rooms) == ["1999999001", "1999999002"]
+    room = plan.rooms["1999999001"]
+    assert sorted(p.name for p in room.folder.iterdir()) == [
+        "authorisation-1.json", "authorisation-2.json", "exam-package.json", "room-sheet.json"
+    ]  # fmt: skip
+    sheet = read_room_sheet(room.sheet.read_bytes(), room.registration_code, "1999999001")
+    assert sheet.site_fingerprint == plan.site.fingerprint and sheet.site_ip == "10.0.0.2"
+    assert [s["candidates"] for s in sheet.sessions] == [40, 40]
+    data = read_exam_package(room.package.read_bytes(), sheet.site_cert_pem)
     for n in (1, 2):
-        auth = read_authorisation(paths[f"authorisation-{n}.json"].read_bytes())
-        session = data.sessions[n - 1]
-        assert open_paper(auth.key, data.room_code, n, session.papers[0])
+        auth = read_authorisation(room.authorisations[n].read_bytes(), sheet.site_cert_pem)
+        assert open_paper(auth.key, data.room_code, n, data.sessions[n - 1].papers[0])
+    other = plan.rooms["1999999002"]
+    assert other.registration_code != room.registration_code
+    with pytest.raises(Refused) as info:
+        read_room_sheet(other.sheet.read_bytes(), room.registration_code, "1999999002")
+    assert info.value.code == "registration_code_wrong", "each room has its own registration code"
+    private = json.loads((tmp_path / "site" / "site" / "plan.json").read_text("utf-8"))
+    assert [r["registration_code"] for r in private["rooms"]] == [
+        room.registration_code,
+        other.registration_code,
+    ]
 
 
-def test_write_mock_exam_replaces_an_older_exam(exam: MockExam, tmp_path: Path) -> None:
-    write_mock_exam(build_default_exam(first_start=START, seed=2), tmp_path)
-    paths = write_mock_exam(exam, tmp_path)
-    written = json.loads(paths["exam-package.json"].read_text("utf-8"))
-    assert written["exam"]["site_secret"] == exam.package["exam"]["site_secret"]
-    assert len(list(tmp_path.iterdir())) == 3
+def test_authoring_again_keeps_the_site_key(exam: MockExam, tmp_path: Path) -> None:
+    first = author_site(tmp_path, [exam])
+    again = author_site(tmp_path, [build_default_exam(first_start=START, seed=2)])
+    assert again.site.fingerprint == first.site.fingerprint
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*"))
 
 
-def test_a_failed_write_keeps_the_old_file_whole_and_cleans_up(
+def test_a_failed_write_keeps_the_old_file_whole(
     exam: MockExam, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = write_mock_exam(build_default_exam(first_start=START, seed=2), tmp_path)
-    before = old["exam-package.json"].read_bytes()
+    old = author_site(tmp_path, [build_default_exam(first_start=START, seed=2)]).rooms["1999999001"]
+    before = old.package.read_bytes()
 
     def fail_replace(src: object, dst: object) -> None:
         raise OSError("disk pulled out")
 
     monkeypatch.setattr(fsutil.os, "replace", fail_replace)
     with pytest.raises(OSError, match="disk pulled out"):
-        write_mock_exam(exam, tmp_path)
-    assert old["exam-package.json"].read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(old)
+        author_site(tmp_path, [exam])
+    assert old.package.read_bytes() == before

@@ -1,45 +1,83 @@
 """The package readers under fuzzing (hypothesis): whatever bytes a USB stick or the
 site hands over, a reader returns a package or refuses it with a Chinese reason; it
-never raises anything else. (What each refusal says is in test_packages.py.)"""
+never raises anything else. A changed byte of a signed file is always refused; a body
+its signer wrote with any value anywhere is read or refused. (What each refusal says
+is in test_packages.py and test_signed.py.)"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.common.packages import (
-    AnswerPackage,
-    AuthorisationData,
-    ExamData,
-    dump,
-    read_answer_package,
-    read_authorisation,
-    read_exam_package,
-)
+from kiosk.common import signed
+from kiosk.common.crypto import make_identity
+from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, AnswerPackage, AuthorisationData, ExamData
 from kiosk.core.errors import Refused
 from kiosk.site.mock import build_default_exam
 
 START = 1_750_000_000.0
+ROOM, CODE, KEY = "1999999001", "ABCDEFGH", bytes(range(32))
+SITE, PC = make_identity("site"), make_identity("pc")
 EXAM = build_default_exam(first_start=START, candidates_per_session=3)
-ANSWERS = {
-    "format": "answer-package",
-    "version": 1,
-    "room_code": "1999999001",
-    "session": 1,
-    "admission_no": "190119999990011001",
-    "created_at": START,
-    "answers": [{"subject": "T01", "question": "q01", "value": "A", "seq": 1, "saved_at": START}],
+ANSWERS = signed.unverified_body(
+    signed.seal_answer_package(
+        PC, KEY, room_code=ROOM, session=1, admission_no="190119999990011001", created_at=START,
+        answers=[{"subject": "T01", "question": "q01", "value": "A", "seq": 1, "saved_at": START}],
+    ),
+    "answer-package",
+)  # fmt: skip
+SHEET = signed.unverified_body(
+    signed.write_room_sheet(
+        SITE, CODE, {"site_code": ROOM[:7], "site_name": "考点", "site_ip": "10.0.0.2", "room_code": ROOM,
+                     "sessions": [{"number": 1}], "issued_at": START},
+    ),
+    "room-sheet",
+)  # fmt: skip
+
+
+class Format(NamedTuple):
+    """A signed format: how its signer writes a body, and the box's reader."""
+
+    sign: Callable[[dict[str, Any]], bytes]
+    read: Callable[[bytes], Any]
+    body: dict[str, Any]
+    kind: type
+
+
+FORMATS = {
+    "exam package": Format(
+        lambda b: signed.seal(SITE, EXAM_FORMAT, b),
+        lambda raw: signed.read_exam_package(raw, SITE.cert_pem),
+        EXAM.package,
+        ExamData,
+    ),
+    "authorisation": Format(
+        lambda b: signed.seal(SITE, AUTH_FORMAT, b),
+        lambda raw: signed.read_authorisation(raw, SITE.cert_pem),
+        EXAM.authorisations[1],
+        AuthorisationData,
+    ),
+    "answer package": Format(
+        lambda b: signed.seal(PC, "answer-package", b),
+        lambda raw: signed.open_answer_package(raw, KEY, ROOM, 1, {PC.fingerprint}),
+        ANSWERS,
+        AnswerPackage,
+    ),
+    "room sheet": Format(
+        lambda b: signed.seal(SITE, "room-sheet", b),
+        lambda raw: signed.read_room_sheet(raw, CODE, ROOM),
+        SHEET,
+        signed.RoomSheet,
+    ),
 }
-READERS: list[tuple[str, Callable[[bytes], Any], dict[str, Any], type]] = [
-    ("exam package", read_exam_package, EXAM.package, ExamData),
-    ("authorisation", read_authorisation, EXAM.authorisations[1], AuthorisationData),
-    ("answer package", read_answer_package, ANSWERS, AnswerPackage),
-]
+# Signed once: ECDSA signatures vary in length, and hypothesis needs the same bytes each run.
+SIGNED = {name: fmt.sign(fmt.body) for name, fmt in FORMATS.items()}
+each_format = pytest.mark.parametrize("name", FORMATS)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
@@ -49,14 +87,14 @@ json_values = st.recursive(
 )
 
 
-def read_or_refuse(reader: Callable[[bytes], Any], raw: bytes, kind: type) -> Any:
+def read_or_refuse(fmt: Format, raw: bytes) -> Any:
     """The reader's result, or None when it refused in Chinese; anything else fails."""
     try:
-        result = reader(raw)
+        result = fmt.read(raw)
     except Refused as exc:
         assert exc.zh and exc.en
         return None
-    assert isinstance(result, kind)
+    assert isinstance(result, fmt.kind)
     return result
 
 
@@ -81,32 +119,33 @@ def replaced(doc: dict[str, Any], where: tuple[Any, ...], value: Any) -> dict[st
     return copied
 
 
-@pytest.mark.parametrize(("name", "reader", "doc", "kind"), READERS, ids=[r[0] for r in READERS])
-def test_the_untouched_document_is_read(name, reader, doc, kind):
-    assert isinstance(reader(dump(doc)), kind)
+@each_format
+def test_the_untouched_document_is_read(name):
+    assert isinstance(FORMATS[name].read(SIGNED[name]), FORMATS[name].kind)
 
 
-@pytest.mark.parametrize(("name", "reader", "doc", "kind"), READERS, ids=[r[0] for r in READERS])
+@each_format
 @FUZZ
 @given(raw=st.binary(max_size=2048))
-def test_arbitrary_bytes_are_read_or_refused(name, reader, doc, kind, raw):
-    read_or_refuse(reader, raw, kind)
+def test_arbitrary_bytes_are_refused(name, raw):
+    assert read_or_refuse(FORMATS[name], raw) is None
 
 
-@pytest.mark.parametrize(("name", "reader", "doc", "kind"), READERS, ids=[r[0] for r in READERS])
+@each_format
 @FUZZ
 @given(data=st.data())
-def test_any_value_anywhere_is_read_or_refused(name, reader, doc, kind, data):
-    where = data.draw(st.sampled_from(paths(doc)))
+def test_any_value_anywhere_in_a_signed_body_is_read_or_refused(name, data):
+    fmt = FORMATS[name]
+    where = data.draw(st.sampled_from(paths(fmt.body)))
     value = data.draw(json_values)
-    read_or_refuse(reader, dump(replaced(doc, where, value)), kind)
+    read_or_refuse(fmt, fmt.sign(replaced(fmt.body, where, value)))
 
 
-@pytest.mark.parametrize(("name", "reader", "doc", "kind"), READERS, ids=[r[0] for r in READERS])
+@each_format
 @FUZZ
 @given(data=st.data())
-def test_a_flipped_byte_anywhere_is_read_or_refused(name, reader, doc, kind, data):
-    raw = bytearray(dump(doc))
+def test_a_flipped_byte_anywhere_is_refused(name, data):
+    raw = bytearray(SIGNED[name])
     at = data.draw(st.integers(0, len(raw) - 1))
     raw[at] ^= data.draw(st.integers(1, 255))
-    read_or_refuse(reader, bytes(raw), kind)
+    assert read_or_refuse(FORMATS[name], bytes(raw)) is None

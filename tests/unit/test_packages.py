@@ -1,5 +1,6 @@
 """The exam-package and session-authorisation readers refuse malformed input with a
-Chinese message, and a paper opens only with its own session key."""
+Chinese message, and a paper opens only with its own session key. Each document is
+signed by the site as it would be, so every refusal here is of the signed body."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from typing import Any
 
 import pytest
 
-from kiosk.common.packages import (
-    dump,
-    open_paper,
-    read_authorisation,
-    read_exam_package,
-)
+from kiosk.common import signed
+from kiosk.common.crypto import make_identity
+from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, open_paper
 from kiosk.core.errors import Refused
 from kiosk.site.mock import MockExam, build_default_exam
 
@@ -25,6 +23,23 @@ START = 1_750_000_000.0  # any fixed instant; the readers do not look at the clo
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 Change = Callable[[dict[str, Any]], None]
+SITE = make_identity("test site")
+
+
+def signed_exam(body: dict[str, Any]) -> bytes:
+    return signed.seal(SITE, EXAM_FORMAT, body)
+
+
+def signed_auth(body: dict[str, Any]) -> bytes:
+    return signed.seal(SITE, AUTH_FORMAT, body)
+
+
+def read_exam_package(raw: bytes) -> Any:
+    return signed.read_exam_package(raw, SITE.cert_pem)
+
+
+def read_authorisation(raw: bytes) -> Any:
+    return signed.read_authorisation(raw, SITE.cert_pem)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +74,10 @@ def delete_at(path: str) -> Change:
     return change
 
 
-def mutated(doc: dict[str, Any], change: Change) -> bytes:
+def mutated(doc: dict[str, Any], change: Change) -> dict[str, Any]:
     copied = copy.deepcopy(doc)
     change(copied)
-    return dump(copied)
+    return copied
 
 
 def refusal(reader: Callable[[bytes], Any], raw: bytes) -> Refused:
@@ -78,8 +93,8 @@ def assert_explained_in_chinese(err: Refused) -> None:
 
 def test_the_untouched_mock_documents_are_accepted(exam: MockExam) -> None:
     # Every refusal below is a one-field change of these documents.
-    data = read_exam_package(dump(exam.package))
-    auth = read_authorisation(dump(exam.authorisations[1]))
+    data = read_exam_package(signed_exam(exam.package))
+    auth = read_authorisation(signed_auth(exam.authorisations[1]))
     assert len(data.candidates) == 80
     assert auth.session == 1
 
@@ -102,12 +117,6 @@ def _duplicate_session(doc: dict[str, Any]) -> None:
 
 
 PACKAGE_REFUSALS: dict[str, Change] = {
-    # format and version
-    "wrong format": set_at("format", "session-authorisation"),
-    "no format": delete_at("format"),
-    "version 2": set_at("version", 2),
-    "version as text": set_at("version", "1"),
-    "no version": delete_at("version"),
     # missing fields
     "no exam": delete_at("exam"),
     "no subjects": delete_at("subjects"),
@@ -163,7 +172,7 @@ PACKAGE_REFUSALS: dict[str, Change] = {
 
 @pytest.mark.parametrize("change", PACKAGE_REFUSALS.values(), ids=PACKAGE_REFUSALS.keys())
 def test_the_package_reader_refuses_a_malformed_package_in_chinese(exam: MockExam, change: Change) -> None:
-    err = refusal(read_exam_package, mutated(exam.package, change))
+    err = refusal(read_exam_package, signed_exam(mutated(exam.package, change)))
     assert err.code == "package_invalid"
     assert_explained_in_chinese(err)
 
@@ -180,18 +189,16 @@ def test_the_package_reader_refuses_what_is_not_a_json_object(raw: bytes) -> Non
 
 
 def test_the_package_reader_names_the_duplicated_problem(exam: MockExam) -> None:
-    err = refusal(read_exam_package, mutated(exam.package, _duplicate_admission))
+    err = refusal(read_exam_package, signed_exam(mutated(exam.package, _duplicate_admission)))
     assert "准考证号重复" in err.zh
 
 
 def test_the_package_reader_names_the_bad_admission_number(exam: MockExam) -> None:
-    err = refusal(read_exam_package, mutated(exam.package, set_at(_SECOND_ADMISSION, "12AB")))
+    err = refusal(read_exam_package, signed_exam(mutated(exam.package, set_at(_SECOND_ADMISSION, "12AB"))))
     assert "12AB" in err.zh
 
 
 MORE_REFUSALS: dict[str, Change] = {
-    "version true is not version 1": set_at("version", True),
-    "version 1.0 is not version 1": set_at("version", 1.0),
     "full-width digits are not digits": set_at(_SECOND_ADMISSION, "１９０１１９９９９９９００１１００２"),
     "short violation entry": set_at("exam.violation_codes", [["A101"]]),
     "staff as text": set_at("exam.staff", "张三"),
@@ -201,19 +208,19 @@ MORE_REFUSALS: dict[str, Change] = {
     "gender as a number": set_at("candidates.0.gender", 1),
     "session number zero": set_at("sessions.0.number", 0),
     "short site secret": set_at("exam.site_secret", "AAAA"),
+    "no package key": delete_at("exam.package_key"),
+    "short package key": set_at("exam.package_key", base64.b64encode(bytes(16)).decode()),
 }
 
 
 @pytest.mark.parametrize("change", MORE_REFUSALS.values(), ids=MORE_REFUSALS.keys())
 def test_the_package_reader_also_refuses(exam: MockExam, change: Change) -> None:
-    refusal(read_exam_package, mutated(exam.package, change))
+    refusal(read_exam_package, signed_exam(mutated(exam.package, change)))
 
 
 # --- session authorisation --------------------------------------------------------
 
 AUTH_REFUSALS: dict[str, Change] = {
-    "wrong format": set_at("format", "exam-package"),
-    "version 2": set_at("version", 2),
     "no key": delete_at("key"),
     "no room code": delete_at("room_code"),
     "no session": delete_at("session"),
@@ -234,7 +241,7 @@ AUTH_REFUSALS: dict[str, Change] = {
 def test_the_authorisation_reader_refuses_a_malformed_authorisation_in_chinese(
     exam: MockExam, change: Change
 ) -> None:
-    err = refusal(read_authorisation, mutated(exam.authorisations[1], change))
+    err = refusal(read_authorisation, signed_auth(mutated(exam.authorisations[1], change)))
     assert err.code == "package_invalid"
     assert_explained_in_chinese(err)
 
@@ -244,11 +251,11 @@ def test_the_authorisation_reader_refuses_broken_json() -> None:
 
 
 def test_the_authorisation_reader_refuses_an_exam_package(exam: MockExam) -> None:
-    assert refusal(read_authorisation, dump(exam.package)).code == "package_invalid"
+    assert refusal(read_authorisation, signed_exam(exam.package)).code == "package_invalid"
 
 
 def test_a_wrong_length_key_is_named_in_the_refusal(exam: MockExam) -> None:
-    raw = mutated(exam.authorisations[1], set_at("key", base64.b64encode(bytes(16)).decode()))
+    raw = signed_auth(mutated(exam.authorisations[1], set_at("key", base64.b64encode(bytes(16)).decode())))
     assert "密钥长度" in refusal(read_authorisation, raw).zh
 
 
@@ -262,7 +269,7 @@ def _paper_refusal(call: Callable[[], Any]) -> Refused:
 
 
 def test_a_paper_opened_with_a_random_key_is_refused_as_the_wrong_key(exam: MockExam) -> None:
-    data = read_exam_package(dump(exam.package))
+    data = read_exam_package(signed_exam(exam.package))
     paper = data.sessions[0].papers[0]
     err = _paper_refusal(lambda: open_paper(bytes(32), data.room_code, 1, paper))
     assert err.code == "authorisation_key_wrong"
@@ -270,8 +277,8 @@ def test_a_paper_opened_with_a_random_key_is_refused_as_the_wrong_key(exam: Mock
 
 
 def test_a_paper_opened_with_the_other_sessions_key_is_refused(exam: MockExam) -> None:
-    data = read_exam_package(dump(exam.package))
-    other_key = read_authorisation(dump(exam.authorisations[2])).key
+    data = read_exam_package(signed_exam(exam.package))
+    other_key = read_authorisation(signed_auth(exam.authorisations[2])).key
     paper = data.sessions[0].papers[0]
     err = _paper_refusal(lambda: open_paper(other_key, data.room_code, 1, paper))
     assert err.code == "authorisation_key_wrong"
@@ -280,8 +287,8 @@ def test_a_paper_opened_with_the_other_sessions_key_is_refused(exam: MockExam) -
 def test_a_paper_claimed_for_another_room_or_session_is_refused(exam: MockExam) -> None:
     # The room and session are bound into the ciphertext, so a package copied to the
     # wrong room or a paper moved to another session does not open even with its key.
-    data = read_exam_package(dump(exam.package))
-    key = read_authorisation(dump(exam.authorisations[1])).key
+    data = read_exam_package(signed_exam(exam.package))
+    key = read_authorisation(signed_auth(exam.authorisations[1])).key
     paper = data.sessions[0].papers[0]
     assert open_paper(key, data.room_code, 1, paper)  # the right claim opens
     wrong_room = _paper_refusal(lambda: open_paper(key, "1999999002", 1, paper))
@@ -292,8 +299,8 @@ def test_a_paper_claimed_for_another_room_or_session_is_refused(exam: MockExam) 
 
 @pytest.mark.parametrize("position", [0, 100, -1], ids=["first", "middle", "tag"])
 def test_a_tampered_ciphertext_is_refused(exam: MockExam, position: int) -> None:
-    data = read_exam_package(dump(exam.package))
-    key = read_authorisation(dump(exam.authorisations[1])).key
+    data = read_exam_package(signed_exam(exam.package))
+    key = read_authorisation(signed_auth(exam.authorisations[1])).key
     paper = data.sessions[0].papers[0]
     flipped = bytearray(paper.ciphertext)
     flipped[position] ^= 0x01
@@ -309,7 +316,9 @@ def test_a_tampered_ciphertext_in_the_file_is_refused_after_reading(exam: MockEx
     raw = bytearray(base64.b64decode(paper_doc["ciphertext"]))
     raw[10] ^= 0x80
     tampered = base64.b64encode(bytes(raw)).decode()
-    data = read_exam_package(mutated(exam.package, set_at("sessions.0.papers.0.ciphertext", tampered)))
-    key = read_authorisation(dump(exam.authorisations[1])).key
+    data = read_exam_package(
+        signed_exam(mutated(exam.package, set_at("sessions.0.papers.0.ciphertext", tampered)))
+    )
+    key = read_authorisation(signed_auth(exam.authorisations[1])).key
     err = _paper_refusal(lambda: open_paper(key, data.room_code, 1, data.sessions[0].papers[0]))
     assert err.code == "authorisation_key_wrong"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kiosk.common.packages import dump, read_exam_package
+from kiosk.common.packages import parse_exam
 from kiosk.core.codes import Purpose, verify_code
 from kiosk.core.errors import Refused
 from kiosk.site.codes import calculate
@@ -23,7 +23,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 def secret() -> bytes:
     # The secret as the box reads it from the package, so both sides share it.
     exam = build_default_exam(first_start=NOW)
-    return read_exam_package(dump(exam.package)).site_secret
+    return parse_exam(exam.package).site_secret
 
 
 GOOD: dict[str, Any] = {

@@ -4,7 +4,6 @@ place and reason in Chinese, and nothing written."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from kiosk.cli import main as kiosk_main
-from kiosk.common.packages import dump, open_paper, read_authorisation, read_exam_package
+from kiosk.common.packages import open_paper, parse_authorisation, parse_exam
+from kiosk.common.signed import unverified_body
 from kiosk.core.errors import Refused
 from kiosk.site.inputs import read_candidate_list, read_question_bank, valid_resident_id
 from kiosk.site.mock import build_exam_from, default_bank
@@ -100,12 +100,12 @@ def test_a_list_and_a_bank_make_a_package_the_box_accepts(tmp_path: Path, bank_f
     assert people[2].id_number == ID_C, "an x check character is read as X"
 
     exam = build_exam_from(bank, people, first_start=START)
-    data = read_exam_package(dump(exam.package))
+    data = parse_exam(exam.package)
     assert [c.admission_no for c in data.candidates] == ["450100000001", "450100000002", "450100000003"]
     assert {s.code: s.duration_s for s in data.subjects} == {"W01": 3600, "W02": 5400}
     first = next(s for s in data.sessions if s.number == 1)
     assert sorted(p.subject for p in first.papers) == ["W01", "W02"]
-    auth = read_authorisation(dump(exam.authorisations[1]))
+    auth = parse_authorisation(exam.authorisations[1])
     paper = next(p for p in first.papers if p.subject == "W02")
     task = open_paper(auth.key, data.room_code, 1, paper)[0]
     assert task["files"] == [{"name": "素材.txt", "content": "标题：欢迎"}]
@@ -195,8 +195,9 @@ def test_the_cli_builds_a_drill_from_files_and_refuses_a_bad_list(
     code = kiosk_main(["site", "mock", "--out", str(out), "--start", str(START),
                        "--candidates-file", str(good), "--questions-file", str(bank_file)])  # fmt: skip
     assert code == 0
-    package = json.loads((out / "exam-package.json").read_text(encoding="utf-8"))
-    assert len(package["candidates"]) == 3 and base64.b64decode(package["exam"]["site_secret"])
+    raw = (out / "rooms" / "1999999001" / "exam-package.json").read_bytes()
+    package = parse_exam(unverified_body(raw, "exam-package"))
+    assert len(package.candidates) == 3 and package.site_secret
 
     bad = write(tmp_path / "bad.csv", CANDIDATES + f"450100000001,重复,女,身份证,{ID_A},W01,1\n")
     code = kiosk_main(["site", "mock", "--out", str(tmp_path / "nothing"), "--start", str(START),
@@ -211,4 +212,4 @@ def test_a_list_alone_uses_the_built_in_bank(tmp_path: Path) -> None:
     text = CANDIDATES.replace("W01、W02", "T01").replace("W01", "T01").replace("W02", "P01")
     people = read_candidate_list(write(tmp_path / "list.csv", text), codes)
     exam = build_exam_from(default_bank(), people, first_start=START)
-    assert read_exam_package(dump(exam.package)).room_code == "1999999001"
+    assert parse_exam(exam.package).room_code == "1999999001"
