@@ -1,5 +1,5 @@
 """The `stu-client` command of the exam PC: the daemon, a simulated fleet of daemons,
-and inspection of a journal file."""
+the answer-package export, and inspection of a journal file."""
 
 from __future__ import annotations
 
@@ -20,6 +20,18 @@ def _journal(path: str) -> int:
     db.close()
     print(json.dumps(info, ensure_ascii=False))
     return 0 if info["integrity"] == "ok" else 1
+
+
+def _export(state: str, dest: str) -> int:
+    from stu_client.export import ExportError, export_answer_package
+
+    try:
+        path = export_answer_package(Path(state), Path(dest))
+    except ExportError as exc:
+        print(f"导出失败：{exc.zh}", file=sys.stderr)
+        return 1
+    print(f"作答包已导出：{path}")
+    return 0
 
 
 def _daemon(bundle: str, state: str, bind_ip: str | None) -> int:
@@ -68,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", required=True, help="监考机导出的客户端配置包文件夹")
     p.add_argument("--state", required=True, help="本机状态文件夹（密钥、作答日志、state.json）")
     p.add_argument("--bind-ip", default=None, help="从此地址连接监考机（默认由系统选择）")
+    p = sub.add_parser("export", help="导出本机考生的作答包到U盘（守护进程未运行时也可用）")
+    p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
+    p.add_argument("--to", required=True, help="导出位置（U盘上的文件夹）")
     p = sub.add_parser("sim", parents=[logs], help="在本进程中模拟多台考试机（127.0.10.x）")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--bundle", required=True)
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.cmd == "journal":
         return _journal(ns.path)
+    if ns.cmd == "export":
+        return _export(ns.state, ns.to)
     logging.basicConfig(
         level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

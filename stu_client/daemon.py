@@ -284,6 +284,10 @@ class Daemon:
                 self.journal.store_box_answers(admission_no, [a for a in answers if isinstance(a, dict)])
             self.state.admission_no = admission_no
             self.state.logout_reason = ""
+            self.state.room_code = str(result.get("room_code") or "")
+            self.state.package_key = str(result.get("package_key") or "")
+            if isinstance(result.get("session"), int):
+                self.state.session = result["session"]
             start, deadline = as_num(result.get("start")), as_num(result.get("deadline"))
             if start is not None:
                 self.state.exam_start = start

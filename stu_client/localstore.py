@@ -197,6 +197,26 @@ class Journal:
         rows = Answer.select().where(Answer.admission_no == admission_no).dicts().bind(self.db)
         return {(r["subject"], r["question"]): (json.loads(r["value"]), r["seq"]) for r in rows}
 
+    def answer_rows(self, admission_no: str) -> list[dict[str, Any]]:
+        """One candidate's latest answers as an answer package lists them."""
+        rows = (
+            Answer.select()
+            .where(Answer.admission_no == admission_no)
+            .order_by(Answer.subject, Answer.question)
+            .dicts()
+            .bind(self.db)
+        )
+        return [
+            {
+                "subject": r["subject"],
+                "question": r["question"],
+                "value": json.loads(r["value"]),
+                "seq": r["seq"],
+                "saved_at": r["saved_at"],
+            }
+            for r in rows
+        ]
+
     def entries(self) -> list[dict[str, Any]]:
         """Every row, for tests and `stu-client journal`-like inspection."""
         rows = JournalEntry.select().order_by(JournalEntry.seq).dicts().bind(self.db)
@@ -216,6 +236,8 @@ class DaemonState:
     auto_login: bool = False
     auto_answer: bool = False
     admission_no: str = ""  # the candidate logged in on this PC
+    room_code: str = ""  # from the login answer: what an exported answer package names
+    package_key: str = ""  # base64 of the room's answer-package key, from the login answer
     message: str = ""
     login_allowed: bool = False
     session: Any = None
@@ -251,6 +273,8 @@ class DaemonState:
     def forget_candidate(self) -> None:
         """Init: the candidate's state goes; the room's (lock, seat, last command) stays."""
         self.admission_no = ""
+        self.room_code = ""
+        self.package_key = ""
         self.message = ""
         self.auto_login = False
         self.auto_answer = False

@@ -283,6 +283,7 @@ class AnswerPackage:
     admission_no: str
     created_at: float
     answers: tuple[dict[str, Any], ...]
+    signer: str  # the fingerprint of the exam PC that signed it
 
     @property
     def seq_range(self) -> tuple[int, int]:

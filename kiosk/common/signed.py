@@ -307,4 +307,6 @@ def open_answer_package(
     created = manifest.get("created_at")
     if isinstance(created, bool) or not isinstance(created, int | float):
         raise Refused("package_invalid", "作答包缺少导出时间", "created_at must be a number")
-    return AnswerPackage(room_code, session, str(manifest.get("admission_no", "")), float(created), answers)
+    return AnswerPackage(
+        room_code, session, str(manifest.get("admission_no", "")), float(created), answers, env.signer
+    )

@@ -47,10 +47,19 @@ class AfterExam(CandidateLink):
         if p.stat().st_size > 256 * 1024**2:
             raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
         raw = p.read_bytes()
-        seated = {s.fingerprint for s in Seat.select(Seat.fingerprint) if s.fingerprint}
+        seats = {s.fingerprint: s for s in Seat.select() if s.fingerprint}
         key = bytes(self.require_exam().package_key)
         number = self.current_session().number
-        return raw, open_answer_package(raw, key, self.require_config().room_code, number, seated)
+        pkg = open_answer_package(raw, key, self.require_config().room_code, number, set(seats))
+        # Signed by a seated PC is not enough: the candidate must have logged in there.
+        signer = seats[pkg.signer]
+        if not Event.select().where(Event.admission_no == pkg.admission_no, Event.ip == signer.ip).exists():
+            raise Refused(
+                "foreign_candidate",
+                f"考生 {pkg.admission_no} 没有在导出该作答包的考试机（机位 {signer.number:03d}）上登录过",
+                "the candidate never logged in at the PC that signed the package",
+            )
+        return raw, pkg
 
     def _merge_answers(self, c: Candidate, pkg: AnswerPackage) -> int:
         rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))

@@ -6,6 +6,7 @@ which the room network has authenticated."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import Collection, Sequence
@@ -174,8 +175,12 @@ class CandidateLink(Incidents):
             if session.actual_start
             else None
         )
+        exam = self.require_exam()
         return {
             **info,
+            "room_code": exam.room_code,
+            # The PC seals the candidate's answer package (导出作答包) with the room's key.
+            "package_key": base64.b64encode(bytes(exam.package_key)).decode(),
             "session": session.number,
             "session_name": session.name,
             "start": session.actual_start,

@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import sqlite3
 import ssl
+import subprocess
+import sys
 
 import pytest
 
+from kiosk.core.errors import Refused
 from tests.liveroom import LiveRoom
 
 pytestmark = pytest.mark.timeout(120)
@@ -175,5 +178,47 @@ def test_an_address_that_is_not_a_seat_gets_no_tls_at_all(tmp_path):
 
             assert (await answer_from("127.0.10.11"))[:1] == b"\x16", "a TLS handshake record"
             assert await answer_from("127.0.10.250") == b""
+
+    asyncio.run(story())
+
+
+def test_a_pc_cut_off_exports_its_answer_package_and_the_box_takes_the_newer_answers(tmp_path):
+    """导出作答包 with `stu-client export` (its own process, as when the daemon is dead),
+    then 导入作答包 on the box: the answers written offline arrive, once."""
+
+    async def story() -> None:
+        async with LiveRoom(tmp_path, 2) as room:
+            await room.seat_all()
+            people = await room.start_exam()
+            no = people[0]["admission_no"]
+            await room.fleet.login(0, no)
+            await room.fleet.begin(0)
+            await room.fleet.answer(0, 3, rate=0, subject="T01")
+            await room.fleet[0].wait_synced(10)
+            room.fleet.go_offline(0)
+            for k in range(4, 9):
+                room.fleet[0].save_answer(no, "T01", f"q{k:02d}", "C")
+            usb = tmp_path / "stick"
+            usb.mkdir()
+            run = subprocess.run(
+                [sys.executable, "-m", "stu_client.cli", "export", "--state", str(room.fleet[0].state_dir),
+                 "--to", str(usb)],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            (package,) = usb.iterdir()
+            assert package.name.startswith(f"answer-{no}-s1-")
+
+            before = {q for (a, q) in box_answers(room) if a == no}
+            damaged = tmp_path / "damaged.json"
+            damaged.write_bytes(package.read_bytes().replace(b'"sig":"', b'"sig":"A', 1))
+            with pytest.raises(Refused):
+                await room.op("import_answers", str(damaged))
+            imported = await room.op("import_answers", str(package))
+            assert imported == {"admission_no": no, "answers": 8, "newer": 5}
+            after = {q for (a, q) in box_answers(room) if a == no}
+            assert len(before) == 3 and len(after) == 8
+            again = await room.op("import_answers", str(package))
+            assert again["newer"] == 0, "the same package twice changes nothing"
 
     asyncio.run(story())
