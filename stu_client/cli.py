@@ -23,11 +23,12 @@ def _journal(path: str) -> int:
 
 
 def _export(state: str, dest: str) -> int:
-    from stu_client.export import ExportError, export_answer_package
+    from kiosk.common.errors import Refused
+    from stu_client.export import export_answer_package
 
     try:
         path = export_answer_package(Path(state), Path(dest))
-    except ExportError as exc:
+    except Refused as exc:
         print(f"导出失败：{exc.zh}", file=sys.stderr)
         return 1
     print(f"作答包已导出：{path}")

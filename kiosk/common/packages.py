@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kiosk.core.errors import Refused
+from kiosk.common.errors import Refused
 
 EXAM_FORMAT = "exam-package"
 AUTH_FORMAT = "session-authorisation"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from kiosk.common.crypto import Identity, cert_fingerprint, sign, verify_signature
+from kiosk.common.errors import Refused
 from kiosk.common.packages import (
     AUTH_FORMAT,
     EXAM_FORMAT,
@@ -35,7 +36,6 @@ from kiosk.common.packages import (
     parse_exam,
     read_answers,
 )
-from kiosk.core.errors import Refused
 
 ENVELOPE_VERSION = 2
 ROOM_SHEET_FORMAT = "room-sheet"

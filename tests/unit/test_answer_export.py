@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.common.crypto import load_or_make_identity
+from kiosk.common.errors import Refused
 from kiosk.common.signed import open_answer_package
 from stu_client.cli import main as stu_main
-from stu_client.export import ExportError, export_answer_package
+from stu_client.export import export_answer_package
 from stu_client.localstore import DaemonState, Journal
 
 ROOM, KEY, NO = "1999999001", bytes(range(32)), "190119999990011001"
@@ -54,7 +55,7 @@ def test_the_package_holds_the_latest_answers_and_opens_with_the_room_key(tmp_pa
     ids=["nobody logged in", "no key yet", "damaged key", "short key"],
 )
 def test_nothing_is_exported_without_a_candidate_and_the_room_key(tmp_path: Path, state, code) -> None:
-    with pytest.raises(ExportError) as info:
+    with pytest.raises(Refused) as info:
         export_answer_package(pc_state(tmp_path / "pc", **state), tmp_path / "pc")
     assert info.value.code == code and info.value.zh
     assert not list((tmp_path / "pc").glob("answer-*"))
