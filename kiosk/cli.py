@@ -34,32 +34,44 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 def cmd_site_mock(ns: argparse.Namespace) -> int:
     from kiosk.core.errors import Refused
     from kiosk.site.inputs import read_candidate_list, read_question_bank
-    from kiosk.site.mock import build_default_exam, build_exam_from, default_bank, write_mock_exam
+    from kiosk.site.mock import author_site, build_default_exam, build_exam_from, default_bank, split_rooms
 
     start = ns.start if ns.start is not None else time.time() + 3600
+    rooms = [f"{int(ns.room) + i:010d}" for i in range(ns.rooms)]
     try:
         if ns.questions_file and not ns.candidates_file:
             raise Refused("bad_input", "使用自备题库时请同时提供考生名单（--candidates-file）", "no list")
+        if not (ns.room.isdigit() and len(ns.room) == 10 and rooms and rooms[-1][:7] == ns.room[:7]):
+            raise Refused("bad_room", "考场代码应为10位数字，且各考场属于同一考点", "bad room code")
         if ns.candidates_file:
             bank = read_question_bank(ns.questions_file) if ns.questions_file else default_bank()
             people = read_candidate_list(ns.candidates_file, {s.code for s in bank})
-            exam = build_exam_from(
-                bank, people, room_code=ns.room, site_code=ns.room[:7], first_start=start, mock=not ns.formal
-            )
+            groups = split_rooms(people, ns.candidates)
+            rooms = [f"{int(ns.room) + i:010d}" for i in range(len(groups))]
+            exams = [
+                build_exam_from(
+                    bank, group, room_code=room, site_code=room[:7], first_start=start, mock=not ns.formal
+                )
+                for room, group in zip(rooms, groups, strict=True)
+            ]
         else:
-            exam = build_default_exam(
-                room_code=ns.room,
-                site_code=ns.room[:7],
-                first_start=start,
-                candidates_per_session=ns.candidates,
-                mock=not ns.formal,
-            )
+            exams = [
+                build_default_exam(
+                    room_code=room,
+                    site_code=room[:7],
+                    first_start=start,
+                    candidates_per_session=ns.candidates,
+                    mock=not ns.formal,
+                )
+                for room in rooms
+            ]
+        plan = author_site(Path(ns.out), exams, site_ip=ns.site_ip)
     except Refused as exc:
         print(f"错误：{exc.zh}", file=sys.stderr)
         return 1
-    paths = write_mock_exam(exam, Path(ns.out))
-    for name, path in paths.items():
-        print(f"{name}: {path}")
+    print(f"考点：{plan.folder / 'site'}（考点密钥与 plan.json 仅供考点使用，勿拷入U盘）")
+    for room in plan.rooms.values():
+        print(f"考场 {room.room_code}  注册码 {room.registration_code}  U盘文件：{room.folder}")
     return 0
 
 
@@ -70,23 +82,69 @@ def cmd_site_code(ns: argparse.Namespace) -> int:
     from kiosk.site.codes import calculate
 
     try:
-        secret = (
-            base64.b64decode(Path(ns.secret_file).read_text().strip(), validate=True)
-            if ns.secret_file
-            else _secret_from_package(Path(ns.package))
-        )
-        code = calculate(ns.purpose, ns.room, ns.session, ns.challenge, ns.seconds, secret, time.time())
+        if ns.plan:
+            plan = _site_plan(Path(ns.plan), ns.room)
+            secret = base64.b64decode(plan["site_secret"])
+        elif ns.secret_file:
+            secret = base64.b64decode(Path(ns.secret_file).read_text().strip(), validate=True)
+        else:
+            secret = _secret_from_package(Path(ns.package))
+        now = time.time()
+        code = calculate(ns.purpose, ns.room, ns.session, ns.challenge, ns.seconds, secret, now)
     except Refused as exc:
         print(f"拒绝：{exc.zh}", file=sys.stderr)
         return 1
+    if ns.plan:  # the site keeps every code it issues, to reconcile with the results
+        from kiosk.core.codes import normalize_challenge
+        from kiosk.site import store
+
+        db = store.connect(ns.db or store.default_url(Path(ns.plan)))
+        try:
+            challenge = normalize_challenge(ns.challenge)
+            store.record_issued_code(ns.room, ns.session, ns.purpose, challenge, ns.seconds, code, now)
+        finally:
+            db.close()
     print(code)
     return 0
 
 
-def _secret_from_package(path: Path) -> bytes:
-    from kiosk.common.packages import read_exam_package
+def _site_plan(plan_dir: Path, room: str) -> dict:
+    from kiosk.core.errors import Refused
+    from kiosk.site.store import read_plan
 
-    return read_exam_package(path.read_bytes()).site_secret
+    plan = read_plan(plan_dir)
+    if room not in {r["room_code"] for r in plan["rooms"]}:
+        raise Refused("unknown_room", f"考场 {room} 不在本考点计划中", f"room {room} is not in the plan")
+    return plan
+
+
+def cmd_site_serve(ns: argparse.Namespace) -> int:
+    import contextlib
+    import signal
+
+    from kiosk.site.server import run
+
+    def ready(url: str, fingerprint: str) -> None:
+        print(f"考点服务器已启动：{url} 证书指纹 {fingerprint}", flush=True)
+
+    async def serve() -> None:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run(Path(ns.plan), ns.db, ns.host, ns.port, ready=ready)
+
+    asyncio.run(serve())
+    return 0
+
+
+def _secret_from_package(path: Path) -> bytes:
+    """The site administrator's own exam package: read without the room's pinned key."""
+    from kiosk.common.packages import EXAM_FORMAT, parse_exam
+    from kiosk.common.signed import unverified_body
+
+    return parse_exam(unverified_body(path.read_bytes(), EXAM_FORMAT)).site_secret
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     site = sub.add_parser("site", help="考点工具").add_subparsers(dest="site_cmd", required=True)
     p = site.add_parser("mock", help="生成模拟考试数据")
     p.add_argument("--out", required=True)
-    p.add_argument("--room", default="1999999001")
-    p.add_argument("--candidates", type=int, default=40)
+    p.add_argument("--room", default="1999999001", help="第一个考场的代码（其余考场依次加1）")
+    p.add_argument("--rooms", type=int, default=2, help="考场数（使用考生名单时按 --candidates 分配）")
+    p.add_argument("--candidates", type=int, default=40, help="每个考场每场次的考生数")
+    p.add_argument("--site-ip", default="127.0.0.1", help="考点服务器地址（写入考点信息表）")
     p.add_argument("--start", type=float, help="第一场开考时间（epoch 秒，默认一小时后）")
     p.add_argument("--formal", action="store_true", help="正考（默认模考）")
     columns = "准考证号、姓名、性别、证件类型、证件号码、科目、场次"
@@ -129,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--package", help="考务数据包（取其中的考点密钥）")
     g.add_argument("--secret-file", help="考点密钥文件（base64）")
+    g.add_argument("--plan", help="考点计划目录（取其中的考点密钥，并把授权码记入考点数据库）")
+    p.add_argument("--db", help="考点数据库 URL（默认 计划目录/site/site.db）")
     p.set_defaults(fn=cmd_site_code)
+    p = site.add_parser("serve", help="运行考点服务器")
+    p.add_argument("--plan", required=True, help="考点计划目录（kiosk site mock 生成）")
+    p.add_argument("--db", help="数据库 URL：sqlite:///路径 或 postgresql://…（默认 计划目录/site/site.db）")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=settings_mod.Settings.site_port)
+    p.set_defaults(fn=cmd_site_serve)
     ns = parser.parse_args(argv)
     return ns.fn(ns)
 

@@ -63,5 +63,5 @@ def export_answer_package(state_dir: Path, dest: Path, now: float | None = None)
         raise Refused("write_failed", f"写入U盘失败：{exc.strerror or exc}", "write failed") from exc
     if hashlib.sha256(written).digest() != hashlib.sha256(raw).digest():
         target.unlink(missing_ok=True)
-        raise Refused("verify_failed", "作答包写入后校验失败，请更换U盘重试", "the written package does not read back")
+        raise Refused("verify_failed", "作答包写入后校验失败，请更换U盘重试", "package does not read back")
     return target

@@ -286,6 +286,8 @@ def test_submission_collection_and_import_follow_the_time_rules(started, fleet, 
     refused("wrong_session", room.import_answers, other_session)
     stranger = answer_package(tmp_path / "x.json", make_identity("stranger"), d["admission_no"], [])
     refused("foreign_pc", room.import_answers, stranger)
+    neighbour = answer_package(tmp_path / "n.json", fleet.pcs[a["ip"]].identity, d["admission_no"], [])
+    refused("foreign_candidate", room.import_answers, neighbour)
     (tmp_path / "broken.json").write_text("{not json")
     refused("package_invalid", room.import_answers, str(tmp_path / "broken.json"))
     room.save_answers(
