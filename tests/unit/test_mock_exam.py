@@ -276,3 +276,19 @@ def test_a_failed_write_keeps_the_old_file_whole(
     with pytest.raises(OSError, match="disk pulled out"):
         author_site(tmp_path, [exam])
     assert old.package.read_bytes() == before
+
+
+def test_the_default_drill_is_one_site_with_two_rooms_of_forty(tmp_path: Path, capsys) -> None:
+    from kiosk.cli import main as kiosk_main
+
+    assert kiosk_main(["site", "mock", "--out", str(tmp_path), "--start", str(START)]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads((tmp_path / "site" / "plan.json").read_text("utf-8"))
+    assert [r["room_code"] for r in plan["rooms"]] == ["1999999001", "1999999002"]
+    for r in plan["rooms"]:
+        assert f"考场 {r['room_code']}  注册码 {r['registration_code']}" in out
+        sheet = read_room_sheet((tmp_path / r["sheet"]).read_bytes(), r["registration_code"], r["room_code"])
+        assert [s["candidates"] for s in sheet.sessions] == [40, 40]
+        assert r["publish_at"] < START and r["download_until"] == START + 4 * 3600  # the last session
+    assert kiosk_main(["site", "mock", "--out", str(tmp_path / "x"), "--rooms", "0"]) == 1
+    assert "考场" in capsys.readouterr().err and not (tmp_path / "x").exists()
