@@ -277,6 +277,16 @@ def dump(doc: dict[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True)
+class AnswerFile:
+    """A file of an operation task's answer (the candidate's work)."""
+
+    subject: str
+    question: str
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class AnswerPackage:
     room_code: str
     session: int
@@ -284,6 +294,7 @@ class AnswerPackage:
     created_at: float
     answers: tuple[dict[str, Any], ...]
     signer: str  # the fingerprint of the exam PC that signed it
+    files: tuple[AnswerFile, ...] = ()
 
     @property
     def seq_range(self) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from kiosk.common.errors import Refused
 from kiosk.common.packages import (
     AUTH_FORMAT,
     EXAM_FORMAT,
+    AnswerFile,
     AnswerPackage,
     AuthorisationData,
     ExamData,
@@ -225,6 +226,8 @@ def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomS
 # -- the sealed answer package (作答包) ------------------------------------------------------
 
 ANSWER_FORMAT = "answer-package"
+MAX_ANSWER_FILES = 1000
+_FILE_NAME = re.compile(r"[^/\\\x00-\x1f:*?\"<>|]{1,128}")
 
 
 def _answer_aad(manifest: dict[str, Any]) -> bytes:
@@ -240,9 +243,11 @@ def seal_answer_package(
     admission_no: str,
     answers: list[dict[str, Any]],
     created_at: float,
+    files: Sequence[AnswerFile] = (),
 ) -> bytes:
-    """An exam PC's answer package: the answers encrypted with the room's package key
-    (AES-GCM, the manifest as associated data) and the whole signed by the PC's key."""
+    """An exam PC's answer package: one line, the envelope signed by the PC's key, then
+    the AES-GCM ciphertext (room key, manifest as associated data) of the answers and the
+    operation tasks' files, raw so that megabytes of work are not base64'd twice."""
     seqs = [a["seq"] for a in answers]
     manifest = {
         "room_code": room_code,
@@ -252,18 +257,27 @@ def seal_answer_package(
         "count": len(answers),
         "seq_from": min(seqs, default=0),
         "seq_to": max(seqs, default=0),
+        "files": len(files),
         "created_at": created_at,
         "pc_fingerprint": pc.fingerprint,
     }
+    index = [
+        {"subject": f.subject, "question": f.question, "name": f.name, "size": len(f.data),
+         "sha256": hashlib.sha256(f.data).hexdigest()}
+        for f in files
+    ]  # fmt: skip
+    header = _canonical({"answers": answers, "files": index})
+    plain = b"".join([len(header).to_bytes(4, "big"), header, *(f.data for f in files)])
     nonce = os.urandom(12)
-    ciphertext = AESGCM(room_key).encrypt(nonce, _canonical({"answers": answers}), _answer_aad(manifest))
+    ciphertext = AESGCM(room_key).encrypt(nonce, plain, _answer_aad(manifest))
     body = {
         "manifest": manifest,
         "pc_cert": pc.cert_pem.decode(),
         "nonce": base64.b64encode(nonce).decode(),
-        "ciphertext": base64.b64encode(ciphertext).decode(),
+        "ciphertext_sha256": hashlib.sha256(ciphertext).hexdigest(),
+        "ciphertext_size": len(ciphertext),
     }
-    return seal(pc, ANSWER_FORMAT, body)
+    return seal(pc, ANSWER_FORMAT, body) + b"\n" + ciphertext
 
 
 def open_answer_package(
@@ -273,7 +287,10 @@ def open_answer_package(
     this room and session, opened with the room key, matching its manifest. Refusals:
     ``foreign_pc``, ``bad_signature``, ``foreign_room``, ``wrong_session``,
     ``package_key_wrong``, ``manifest_mismatch``, ``package_invalid``."""
-    env = _envelope(raw, ANSWER_FORMAT)
+    head, newline, ciphertext = raw.partition(b"\n")
+    if not newline:
+        raise Refused("package_invalid", "不是作答包文件", "no line break after the envelope")
+    env = _envelope(head, ANSWER_FORMAT)
     if env.signer not in seated:
         raise Refused("foreign_pc", "作答包不是本考场考试机导出的", "not signed by a seated PC")
     body = _body(env)
@@ -293,20 +310,55 @@ def open_answer_package(
         raise Refused("foreign_room", "作答包不是本考场的", "package is for another room")
     if manifest.get("session") != session:
         raise Refused("wrong_session", "作答包不是本场次的", "package is for another session")
+    if (body.get("ciphertext_size"), body.get("ciphertext_sha256")) != (
+        len(ciphertext),
+        hashlib.sha256(ciphertext).hexdigest(),
+    ):
+        raise Refused("bad_signature", "作答包内容已被修改或不完整", "the ciphertext is not the signed one")
     try:
-        nonce, ciphertext = _strict_b64(str(body.get("nonce"))), _strict_b64(str(body.get("ciphertext")))
-        plain = AESGCM(room_key).decrypt(nonce, ciphertext, _answer_aad(manifest))
-        given = json.loads(plain)["answers"]
-    except (InvalidTag, ValueError, KeyError, TypeError) as exc:
+        plain = AESGCM(room_key).decrypt(
+            _strict_b64(str(body.get("nonce"))), ciphertext, _answer_aad(manifest)
+        )
+    except (InvalidTag, ValueError) as exc:
         raise Refused("package_key_wrong", "无法用本考场密钥打开作答包", f"cannot open: {exc!r}") from exc
-    answers = read_answers(given if isinstance(given, list) else [])
+    answers, files = _answer_contents(plain)
     seqs = [a["seq"] for a in answers]
-    expected = (len(answers), min(seqs, default=0), max(seqs, default=0))
-    if (manifest.get("count"), manifest.get("seq_from"), manifest.get("seq_to")) != expected:
-        raise Refused("manifest_mismatch", "作答包清单与内容不符", "manifest does not match the answers")
+    expected = (len(answers), min(seqs, default=0), max(seqs, default=0), len(files))
+    if tuple(manifest.get(k) for k in ("count", "seq_from", "seq_to", "files")) != expected:
+        raise Refused("manifest_mismatch", "作答包清单与内容不符", "manifest does not match the contents")
     created = manifest.get("created_at")
     if isinstance(created, bool) or not isinstance(created, int | float):
         raise Refused("package_invalid", "作答包缺少导出时间", "created_at must be a number")
-    return AnswerPackage(
-        room_code, session, str(manifest.get("admission_no", "")), float(created), answers, env.signer
-    )
+    admission_no = str(manifest.get("admission_no", ""))
+    return AnswerPackage(room_code, session, admission_no, float(created), answers, env.signer, files)
+
+
+def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[AnswerFile, ...]]:
+    """The decrypted part: the answers, then each file checked against its index entry."""
+    size = int.from_bytes(plain[:4], "big")
+    try:
+        header = json.loads(plain[4 : 4 + size])
+        answers = read_answers(header["answers"] if isinstance(header["answers"], list) else [])
+        index = header["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Refused("package_invalid", "作答包内容格式错误", f"bad contents: {exc!r}") from exc
+    if not isinstance(index, list) or len(index) > MAX_ANSWER_FILES:
+        raise Refused("package_invalid", "作答包的文件清单无效", "files must be a list of at most 1000")
+    files, at = [], 4 + size
+    for entry in index:
+        ok = isinstance(entry, dict) and all(
+            isinstance(entry.get(k), str) for k in ("subject", "question", "name")
+        )
+        length = entry.get("size") if isinstance(entry, dict) else None
+        if not ok or type(length) is not int or length < 0 or not _FILE_NAME.fullmatch(entry["name"]):
+            raise Refused("package_invalid", "作答包的文件清单无效", f"bad file entry {entry!r:.80}")
+        if entry["name"] in (".", ".."):
+            raise Refused("package_invalid", "作答包的文件名无效", "dot names")
+        data = plain[at : at + length]
+        at += length
+        if len(data) != length or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise Refused("manifest_mismatch", "作答包中的文件与清单不符", f"file {entry['name']!r} differs")
+        files.append(AnswerFile(entry["subject"], entry["question"], entry["name"], data))
+    if at != len(plain):
+        raise Refused("manifest_mismatch", "作答包中有清单以外的内容", "trailing bytes")
+    return answers, tuple(files)

@@ -20,7 +20,7 @@ from kiosk.core.errors import Refused
 from kiosk.core.verification import CandidateFacts, PackageState, verification_table
 from kiosk.services.base import loads
 from kiosk.services.candidates import CandidateLink
-from kiosk.store import answers, events
+from kiosk.store import answer_files, answers, events
 from kiosk.store.models import (
     Absence,
     Answer,
@@ -62,7 +62,25 @@ class AfterExam(CandidateLink):
         return raw, pkg
 
     def _merge_answers(self, c: Candidate, pkg: AnswerPackage) -> int:
+        """Newest sequence wins; an operation task's files go with its answer. The files
+        are durable before the answers that name them commit."""
         rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))
+        seqs = {(r["subject"], r["question"]): r["seq"] for r in rows}
+        if any((f.subject, f.question) not in seqs for f in pkg.files):
+            raise Refused("bad_answers", "作答包中有不属于任何答案的文件", "a file without its answer")
+        stored = {
+            (a.subject, a.question): a.seq
+            for a in Answer.select(Answer.subject, Answer.question, Answer.seq).where(
+                Answer.admission_no == c.admission_no
+            )
+        }
+        root, number = Path(self.require_config().answer_dir), c.session.number
+        for (subject, question), seq in seqs.items():
+            files = [f for f in pkg.files if (f.subject, f.question) == (subject, question)]
+            if files and seq > stored.get((subject, question), 0):
+                answer_files.replace_files(
+                    answer_files.question_folder(root, number, c.admission_no, subject, question), files
+                )
         return answers.upsert_newest(rows)
 
     def import_answers(self, path: str) -> dict[str, Any]:

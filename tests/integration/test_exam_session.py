@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.common.crypto import Identity, make_identity
+from kiosk.common.packages import AnswerFile
 from kiosk.common.signed import open_sealed, seal_answer_package
 from kiosk.core.errors import Refused
 from kiosk.store.models import Event, Exam
@@ -33,13 +34,19 @@ def seat_ips(room) -> list[str]:
 
 
 def answer_package(
-    path: Path, pc: Identity, admission_no: str, answers: list[dict], session: int = 1, room_code: str = ROOM
+    path: Path,
+    pc: Identity,
+    admission_no: str,
+    answers: list[dict],
+    session: int = 1,
+    room_code: str = ROOM,
+    files: tuple[AnswerFile, ...] = (),
 ) -> str:
     """What the exam PC exports: sealed with the room's key, signed by the PC's key."""
     key = bytes(Exam.get().package_key)
     raw = seal_answer_package(
         pc, key, room_code=room_code, session=session, admission_no=admission_no, answers=answers,
-        created_at=START,
+        created_at=START, files=files,
     )  # fmt: skip
     path.write_bytes(raw)
     return str(path)
@@ -293,6 +300,7 @@ def test_submission_collection_and_import_follow_the_time_rules(started, fleet, 
     room.save_answers(
         d["admission_no"], d["ip"], [{"subject": "T01", "question": "q02", "value": "A", "seq": 5}]
     )
+    work = AnswerFile("T01", "q03", "表格.xlsx", b"PK\x03\x04 the candidate's work")
     newer = answer_package(
         tmp_path / "d.json",
         pc_d,
@@ -301,8 +309,13 @@ def test_submission_collection_and_import_follow_the_time_rules(started, fleet, 
             {"subject": "T01", "question": "q02", "value": "B", "seq": 7, "saved_at": START},
             {"subject": "T01", "question": "q03", "value": "C", "seq": 3, "saved_at": START},
         ],
+        files=(work,),
     )
+    stray = answer_package(tmp_path / "x.json", pc_d, d["admission_no"], [], files=(work,))
+    refused("bad_answers", room.import_answers, stray)
     assert room.import_answers(newer)["newer"] == 2
+    stored = Path(room.config().answer_dir) / "session-1" / d["admission_no"] / "T01" / "q03" / "表格.xlsx"
+    assert stored.read_bytes() == work.data
     values = {
         x["question"]: x["value"] for x in room.client_view(room.get_candidate(d["admission_no"]))["answers"]
     }

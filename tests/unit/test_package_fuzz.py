@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from kiosk.common import signed
 from kiosk.common.crypto import make_identity
-from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT, AnswerPackage, AuthorisationData, ExamData
+from kiosk.common.packages import (
+    AUTH_FORMAT,
+    EXAM_FORMAT,
+    AnswerFile,
+    AnswerPackage,
+    AuthorisationData,
+    ExamData,
+)  # fmt: skip
 from kiosk.core.errors import Refused
 from kiosk.site.mock import build_default_exam
 
@@ -24,13 +31,12 @@ START = 1_750_000_000.0
 ROOM, CODE, KEY = "1999999001", "ABCDEFGH", bytes(range(32))
 SITE, PC = make_identity("site"), make_identity("pc")
 EXAM = build_default_exam(first_start=START, candidates_per_session=3)
-ANSWERS = signed.unverified_body(
-    signed.seal_answer_package(
-        PC, KEY, room_code=ROOM, session=1, admission_no="190119999990011001", created_at=START,
-        answers=[{"subject": "T01", "question": "q01", "value": "A", "seq": 1, "saved_at": START}],
-    ),
-    "answer-package",
-)  # fmt: skip
+ANSWER_HEAD, _, ANSWER_TAIL = signed.seal_answer_package(
+    PC, KEY, room_code=ROOM, session=1, admission_no="190119999990011001", created_at=START,
+    answers=[{"subject": "T01", "question": "q01", "value": "A", "seq": 1, "saved_at": START}],
+    files=[AnswerFile("P01", "q01", "work.txt", b"a candidate's work")],
+).partition(b"\n")  # fmt: skip
+ANSWERS = signed.unverified_body(ANSWER_HEAD, "answer-package")
 SHEET = signed.unverified_body(
     signed.write_room_sheet(
         SITE, CODE, {"site_code": ROOM[:7], "site_name": "考点", "site_ip": "10.0.0.2", "room_code": ROOM,
@@ -63,7 +69,7 @@ FORMATS = {
         AuthorisationData,
     ),
     "answer package": Format(
-        lambda b: signed.seal(PC, "answer-package", b),
+        lambda b: signed.seal(PC, "answer-package", b) + b"\n" + ANSWER_TAIL,
         lambda raw: signed.open_answer_package(raw, KEY, ROOM, 1, {PC.fingerprint}),
         ANSWERS,
         AnswerPackage,

@@ -5,6 +5,7 @@ a byte flipped anywhere, a swapped signature, another key, another room, a wrong
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.common.crypto import make_identity
+from kiosk.common.packages import AnswerFile
 from kiosk.common.signed import (
     normalise_registration_code,
     open_answer_package,
@@ -161,9 +163,12 @@ ANSWERS = [
 ]
 
 
-def answer_package(pc=PC, key=ROOM_KEY, room=ROOM, session=1, answers=ANSWERS) -> bytes:
+WORK = AnswerFile("P01", "q01", "报表.xlsx", bytes(range(256)) * 40)
+
+
+def answer_package(pc=PC, key=ROOM_KEY, room=ROOM, session=1, answers=ANSWERS, files=(WORK,)) -> bytes:
     return seal_answer_package(pc, key, room_code=room, session=session, admission_no="190119999990011001",
-                               answers=answers, created_at=1_780_000_300.0)  # fmt: skip
+                               answers=answers, created_at=1_780_000_300.0, files=files)  # fmt: skip
 
 
 ANSWER_PACKAGE = answer_package()
@@ -172,8 +177,15 @@ ANSWER_PACKAGE = answer_package()
 def test_an_answer_package_opens_for_its_room_with_the_room_key():
     pkg = open_answer_package(ANSWER_PACKAGE, ROOM_KEY, ROOM, 1, {PC.fingerprint})
     assert pkg.answers == tuple(ANSWERS) and pkg.seq_range == (3, 7)
-    assert (pkg.admission_no, pkg.created_at) == ("190119999990011001", 1_780_000_300.0)
+    assert (pkg.admission_no, pkg.created_at, pkg.signer) == (
+        "190119999990011001",
+        1_780_000_300.0,
+        PC.fingerprint,
+    )
+    assert pkg.files == (WORK,)
     assert ROOM_KEY not in ANSWER_PACKAGE and b"q02" not in ANSWER_PACKAGE, "the answers are encrypted"
+    assert WORK.data[:64] not in ANSWER_PACKAGE, "so are the files"
+    assert len(ANSWER_PACKAGE) < len(WORK.data) + 4096, "the files are carried raw, not base64'd"
 
 
 @pytest.mark.parametrize(
@@ -183,34 +195,66 @@ def test_an_answer_package_opens_for_its_room_with_the_room_key():
         (ANSWER_PACKAGE, bytes(32), ROOM, 1, {PC.fingerprint}, "package_key_wrong"),
         (ANSWER_PACKAGE, ROOM_KEY, "1999999002", 1, {PC.fingerprint}, "foreign_room"),
         (ANSWER_PACKAGE, ROOM_KEY, ROOM, 2, {PC.fingerprint}, "wrong_session"),
+        (ANSWER_PACKAGE[:-100], ROOM_KEY, ROOM, 1, {PC.fingerprint}, "bad_signature"),
+        (ANSWER_PACKAGE.partition(b"\n")[0], ROOM_KEY, ROOM, 1, {PC.fingerprint}, "package_invalid"),
     ],
+    ids=["stranger", "other key", "other room", "other session", "cut short", "no contents"],
 )
-def test_an_answer_package_for_elsewhere_or_from_a_stranger_is_refused(raw, key, room, session, seated, code):
+def test_an_answer_package_for_elsewhere_from_a_stranger_or_cut_short_is_refused(
+    raw, key, room, session, seated, code
+):
     assert refusal(open_answer_package, raw, key, room, session, seated).code == code
 
 
+def _parts(raw: bytes) -> tuple[dict, bytes]:
+    head, _, ciphertext = raw.partition(b"\n")
+    return json.loads(base64.b64decode(json.loads(head)["body"])), ciphertext
+
+
 def test_a_manifest_changed_after_signing_is_refused():
-    doc = json.loads(ANSWER_PACKAGE)
+    doc, (_, _, tail) = json.loads(ANSWER_PACKAGE.partition(b"\n")[0]), ANSWER_PACKAGE.partition(b"\n")
     body = json.loads(base64.b64decode(doc["body"]))
     body["manifest"]["seq_to"] = 99
     doc["body"] = base64.b64encode(json.dumps(body).encode()).decode()
-    err = refusal(open_answer_package, json.dumps(doc).encode(), ROOM_KEY, ROOM, 1, {PC.fingerprint})
-    assert err.code == "bad_signature"
+    forged = json.dumps(doc).encode() + b"\n" + tail
+    assert refusal(open_answer_package, forged, ROOM_KEY, ROOM, 1, {PC.fingerprint}).code == "bad_signature"
 
 
-def test_a_pc_that_signs_a_manifest_not_matching_its_answers_is_refused():
-    """Even a seated PC's own signature does not make a lying manifest true."""
-    doc = json.loads(ANSWER_PACKAGE)
-    body = json.loads(base64.b64decode(doc["body"]))
-    body["manifest"]["count"] = 5
+def _resealed(manifest_change: dict, plain: bytes) -> bytes:
+    """What a seated PC could sign: its own manifest over contents of its choosing."""
+    body, _ = _parts(ANSWER_PACKAGE)
+    body["manifest"].update(manifest_change)
     nonce = base64.b64decode(body["nonce"])
-    plain = json.dumps({"answers": ANSWERS}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     aad = json.dumps({"format": "answer-package", "version": 2, "manifest": body["manifest"]},
                      ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()  # fmt: skip
-    body["ciphertext"] = base64.b64encode(AESGCM(ROOM_KEY).encrypt(nonce, plain.encode(), aad)).decode()
-    forged = seal(PC, "answer-package", body)
-    err = refusal(open_answer_package, forged, ROOM_KEY, ROOM, 1, {PC.fingerprint})
-    assert err.code == "manifest_mismatch"
+    ciphertext = AESGCM(ROOM_KEY).encrypt(nonce, plain, aad)
+    body.update(ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest(), ciphertext_size=len(ciphertext))
+    return seal(PC, "answer-package", body) + b"\n" + ciphertext
+
+
+def _plain(answers: list, files: list, data: bytes = b"") -> bytes:
+    header = json.dumps({"answers": answers, "files": files}).encode()
+    return len(header).to_bytes(4, "big") + header + data
+
+
+def test_a_pc_that_signs_a_manifest_not_matching_its_contents_is_refused():
+    """Even a seated PC's own signature does not make a lying manifest true."""
+    entry = {"subject": "P01", "question": "q01", "name": WORK.name, "size": len(WORK.data),
+             "sha256": hashlib.sha256(WORK.data).hexdigest()}  # fmt: skip
+    lies = {
+        "count": _resealed({"count": 5}, _plain(ANSWERS, [entry], WORK.data)),
+        "file count": _resealed({"files": 0}, _plain(ANSWERS, [entry], WORK.data)),
+        "file hash": _resealed({}, _plain(ANSWERS, [{**entry, "sha256": "0" * 64}], WORK.data)),
+        "trailing bytes": _resealed({}, _plain(ANSWERS, [entry], WORK.data + b"x")),
+    }
+    for lie, raw in lies.items():
+        err = refusal(open_answer_package, raw, ROOM_KEY, ROOM, 1, {PC.fingerprint})
+        assert err.code == "manifest_mismatch", lie
+    for name in ("../x", "a/b", "", "."):
+        raw = _resealed({}, _plain(ANSWERS, [{**entry, "name": name}], WORK.data))
+        assert (
+            refusal(open_answer_package, raw, ROOM_KEY, ROOM, 1, {PC.fingerprint}).code == "package_invalid"
+        ), name
 
 
 @settings(max_examples=300, deadline=None)
