@@ -31,6 +31,7 @@ from kiosk.store.models import (
     Session,
     UsedCode,
 )
+from kiosk.usb.copy import copy_files_verified
 
 Progress = Callable[[int, int], None]
 RESULTS_FORMAT = "results-package"  # signed by the box's key (docs/formats.md)
@@ -74,7 +75,7 @@ class AfterExam(CandidateLink):
                 Answer.admission_no == c.admission_no
             )
         }
-        root, number = Path(self.require_config().answer_dir), c.session.number
+        root, number = self.answer_root(), c.session.number
         for (subject, question), seq in seqs.items():
             files = [f for f in pkg.files if (f.subject, f.question) == (subject, question)]
             if files and seq > stored.get((subject, question), 0):
@@ -277,38 +278,55 @@ class AfterExam(CandidateLink):
             "event_chain": asdict(events.verify_chain()),
         }
 
-    def _results_bytes(self, session: int | None) -> tuple[str, bytes]:
-        doc = self.results(session)
-        name = f"results-{doc['room_code']}-{doc['session']}.json"
+    def _results_file(self, s: Session) -> tuple[Path, list[tuple[Path, str]]]:
+        """The signed results package, written to the box's outbox, and the session's
+        answer files that go with it (source, name on the stick)."""
+        room = self.require_config().room_code
+        stored = answer_files.session_files(self.answer_root(), s.number)
+        files = [(p, f"answer-files-{room}/{rel}") for p, rel in stored]
+        doc = self.results(s.number)
+        doc["files"] = [
+            {"path": rel, "size": p.stat().st_size, "sha256": _sha256_file(p)} for p, rel in files
+        ]
         assert self.identity is not None, "bootstrap gives the service the box's identity"
-        return name, seal(self.identity, RESULTS_FORMAT, doc)
+        path = self.home / "outbox" / f"results-{room}-{s.number}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, seal(self.identity, RESULTS_FORMAT, doc))
+        return path, files
 
-    def backup(
-        self, dest: str = "", session: int | None = None, progress: Progress | None = None
-    ) -> dict[str, Any]:
-        """Step one of the report: a verified copy of the results on external storage."""
+    def _copy_out(self, folder: Path, s: Session, progress: Progress | None) -> dict[str, Any]:
+        """The results package and the answer files, as one verified copy: a stick with
+        too little room is refused before anything is written."""
+        path, files = self._results_file(s)
+        done = copy_files_verified(folder, [(path, path.name), *files], progress)
+        return {
+            "path": str(folder / path.name),
+            "bytes": done.bytes,
+            "files": len(files),
+            "sha256": done.files[path.name],
+            "seconds": round(done.seconds, 3),
+        }
+
+    def _stick(self, dest: str) -> Path:
         folder = Path(dest) if dest else next(iter(self.ports.usb.sticks()), None)
         if folder is None:
             raise Refused("no_usb", "请接入外部存储设备（U盘、移动硬盘）", "no USB stick")
         if not folder.is_dir():
             raise Refused("bad_folder", f"目标文件夹不存在：{folder}", f"no folder {folder}")
+        return folder
+
+    def backup(
+        self, dest: str = "", session: int | None = None, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Step one of the report: a verified copy of the results and the answer files on
+        external storage (the first stick when no folder is given)."""
+        folder = self._stick(dest)
         s = self._after_session(session)
-        name, data = self._results_bytes(s.number)
-        target = folder / name
-        try:
-            write_atomic(target, data, progress)
-            copied = target.read_bytes()
-        except OSError as exc:
-            raise Refused(
-                "write_failed", f"写入外部存储失败：{exc.strerror}", f"backup failed: {exc}"
-            ) from exc
-        if hashlib.sha256(copied).digest() != hashlib.sha256(data).digest():
-            raise Refused("verify_failed", "备份校验失败，请更换U盘重试", "backup copy does not verify")
-        digest = hashlib.sha256(data).hexdigest()
+        copied = self._copy_out(folder, s, progress)
         with self.tx():
             Session.update(backed_up_at=self.now()).where(Session.id == s.id).execute()
-            self.event("results_backed_up", session=s.number, path=str(target), sha256=digest)
-        return {"path": str(target), "bytes": len(data), "sha256": digest}
+            self.event("results_backed_up", session=s.number, **copied)
+        return copied
 
     def upload(self, session: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
         s = self._after_session(session)
@@ -317,28 +335,27 @@ class AfterExam(CandidateLink):
             raise Refused("backup_first", "上报前请先将考试结果备份到外部存储（第一步）", "back up first")
         if not cfg.site_mode:
             raise Refused("not_site_mode", "未开启考点模式，请将U盘中的结果交考点上报", "site mode is off")
-        name, data = self._results_bytes(s.number)
-        outbox = self.home / "outbox"
-        outbox.mkdir(parents=True, exist_ok=True)
-        write_atomic(outbox / name, data)
-        self.ports.site.upload_results(cfg.room_code, outbox / name, progress or (lambda done, total: None))
+        path, _ = self._results_file(s)
+        answer = self.ports.site.upload_results(cfg.room_code, path, progress or (lambda done, total: None))
         with self.tx():
             Session.update(uploaded_at=self.now()).where(Session.id == s.id).execute()
-            self.event("results_uploaded", session=s.number, sha256=hashlib.sha256(data).hexdigest())
-        return {"uploaded": True, "message": "上报完成"}
+            self.event("results_uploaded", session=s.number, sha256=_sha256_file(path))
+        return {"uploaded": True, "message": "上报完成", "site": answer}
 
     def export(
         self, dest: str, session: int | None = None, progress: Progress | None = None
     ) -> dict[str, Any]:
-        folder = Path(dest)
-        if not folder.is_dir():
-            raise Refused("bad_folder", f"目标文件夹不存在：{folder}", f"no folder {folder}")
+        folder = self._stick(dest)
         s = self._after_session(session)
-        name, data = self._results_bytes(s.number)
-        try:
-            write_atomic(folder / name, data, progress)
-        except OSError as exc:
-            raise Refused("write_failed", f"导出失败：{exc.strerror}", f"export failed: {exc}") from exc
+        copied = self._copy_out(folder, s, progress)
         with self.tx():
-            self.event("results_exported", session=s.number, path=str(folder / name))
-        return {"path": str(folder / name), "bytes": len(data), "message": "导出完成"}
+            self.event("results_exported", session=s.number, **copied)
+        return {**copied, "message": "导出完成"}
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

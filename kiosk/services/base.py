@@ -167,6 +167,10 @@ class ServiceBase:
             )
         return pinned.cert_pem.encode()
 
+    def answer_root(self) -> Path:
+        """The answer folder of the parameters: the operation tasks' files live there."""
+        return Path(self.require_config().answer_dir)
+
     def exam_package_path(self, sha256: str) -> Path:
         return self.home / "packages" / f"exam-{sha256[:16]}.json"
 
