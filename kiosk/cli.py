@@ -122,6 +122,7 @@ def cmd_site_serve(ns: argparse.Namespace) -> int:
     import contextlib
     import signal
 
+    from kiosk.core.errors import Refused
     from kiosk.site.server import run
 
     def ready(url: str, fingerprint: str) -> None:
@@ -135,7 +136,11 @@ def cmd_site_serve(ns: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await run(Path(ns.plan), ns.db, ns.host, ns.port, ready=ready)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except Refused as exc:
+        print(f"错误：{exc.zh}", file=sys.stderr)
+        return 1
     return 0
 
 
