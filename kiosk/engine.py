@@ -11,10 +11,12 @@ from typing import Any
 
 from kiosk.net.admin import start_admin
 from kiosk.net.room import RoomNetwork
+from kiosk.net.site_client import SiteClient
 from kiosk.services.bootstrap import box_identity, build
 from kiosk.services.ports import Ports
 from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import Settings
+from kiosk.usb.watch import UsbWatcher
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,31 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
+    identity = await loop.run_in_executor(executor, box_identity, settings)
+
+    def site(site_ip: str, site_cert_pem: bytes | None) -> SiteClient:
+        return SiteClient(
+            site_ip,
+            settings.site_port,
+            identity,
+            site_cert_pem,
+            timeout_s=settings.site_timeout_s,
+            retries=settings.site_retries,
+            chunk_bytes=settings.site_chunk_bytes,
+        )
+
+    usb = UsbWatcher(settings)
+    usb.start()
     network: RoomNetwork | None = None
     if simulate_seats:  # an in-process stand-in, for demos without any exam-PC daemons
         sim = SimulatedSeats(simulate_seats)
-        service = await loop.run_in_executor(executor, build, settings, Ports(seats=sim))
+        ports = Ports(seats=sim, site=site, usb=usb)
+        service = await loop.run_in_executor(executor, build, settings, ports)
         await loop.run_in_executor(executor, sim.attach, service)
     else:
-        identity = await loop.run_in_executor(executor, box_identity, settings)
         network = RoomNetwork(settings, identity, executor)
-        service = await loop.run_in_executor(executor, build, settings, Ports(seats=network))
+        ports = Ports(seats=network, site=site, usb=usb)
+        service = await loop.run_in_executor(executor, build, settings, ports)
         await network.start(service)
     runner = await start_admin(
         service, settings.home_path, settings.admin_host, settings.admin_port, executor
@@ -57,4 +75,5 @@ async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     if network is not None:
         await network.stop()
     await runner.cleanup()
+    usb.stop()
     executor.shutdown(wait=True)

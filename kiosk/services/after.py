@@ -32,12 +32,49 @@ from kiosk.store.models import (
     UsedCode,
 )
 from kiosk.usb.copy import copy_files_verified
+from kiosk.usb.listing import list_stick
 
 Progress = Callable[[int, int], None]
 RESULTS_FORMAT = "results-package"  # signed by the box's key (docs/formats.md)
 
 
+_KIND_ZH = {
+    "room-sheet": "考点信息表",
+    "exam-package": "考务数据",
+    "session-authorisation": "考试授权",
+    "answer-package": "作答包",
+    "results-package": "考试结果",
+}
+
+
 class AfterExam(CandidateLink):
+    # -- USB sticks --------------------------------------------------------------------
+
+    def usb_sticks(self) -> list[dict[str, Any]]:
+        """The sticks plugged in now and the packages on each, with the operation the box
+        offers for each package (导入考务数据, 考试授权, 导入作答包 / 单机收卷 …)."""
+        sticks = []
+        for path in self.ports.usb.sticks():
+            found = list_stick(path)
+            sticks.append(
+                {
+                    "path": str(found.path),
+                    "free_bytes": found.free_bytes,
+                    "total_bytes": found.total_bytes,
+                    "packages": [
+                        {
+                            "kind": p.kind,
+                            "kind_zh": _KIND_ZH[p.kind],
+                            "path": str(p.path),
+                            "size": p.size,
+                            "operation": p.operation,
+                        }
+                        for p in found.packages
+                    ],
+                }
+            )
+        return sticks
+
     # -- answer packages ---------------------------------------------------------------
 
     def _read_answer_file(self, path: str) -> tuple[bytes, AnswerPackage]:
@@ -278,9 +315,9 @@ class AfterExam(CandidateLink):
             "event_chain": asdict(events.verify_chain()),
         }
 
-    def _results_file(self, s: Session) -> tuple[Path, list[tuple[Path, str]]]:
-        """The signed results package, written to the box's outbox, and the session's
-        answer files that go with it (source, name on the stick)."""
+    def _results_file(self, s: Session, path: Path) -> list[tuple[Path, str]]:
+        """The signed results package, written to `path` on the box's disk, and the
+        session's answer files that go with it (source, name on the stick)."""
         room = self.require_config().room_code
         stored = answer_files.session_files(self.answer_root(), s.number)
         files = [(p, f"answer-files-{room}/{rel}") for p, rel in stored]
@@ -289,15 +326,17 @@ class AfterExam(CandidateLink):
             {"path": rel, "size": p.stat().st_size, "sha256": _sha256_file(p)} for p, rel in files
         ]
         assert self.identity is not None, "bootstrap gives the service the box's identity"
-        path = self.home / "outbox" / f"results-{room}-{s.number}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, seal(self.identity, RESULTS_FORMAT, doc))
-        return path, files
+        return files
 
-    def _copy_out(self, folder: Path, s: Session, progress: Progress | None) -> dict[str, Any]:
-        """The results package and the answer files, as one verified copy: a stick with
-        too little room is refused before anything is written."""
-        path, files = self._results_file(s)
+    def _outbox(self, s: Session) -> Path:
+        return self.home / "outbox" / f"results-{self.require_config().room_code}-{s.number}.json"
+
+    def _copy_out(self, folder: Path, s: Session, progress: Progress | None, path: Path) -> dict[str, Any]:
+        """The results package (made at `path`) and the answer files, as one verified
+        copy: a stick with too little room is refused before anything is written."""
+        files = self._results_file(s, path)
         done = copy_files_verified(folder, [(path, path.name), *files], progress)
         return {
             "path": str(folder / path.name),
@@ -322,21 +361,23 @@ class AfterExam(CandidateLink):
         external storage (the first stick when no folder is given)."""
         folder = self._stick(dest)
         s = self._after_session(session)
-        copied = self._copy_out(folder, s, progress)
+        copied = self._copy_out(folder, s, progress, self._outbox(s))  # what the upload sends
         with self.tx():
             Session.update(backed_up_at=self.now()).where(Session.id == s.id).execute()
             self.event("results_backed_up", session=s.number, **copied)
         return copied
 
     def upload(self, session: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Step two: the very package that step one backed up goes to the site (resumable;
+        again after a success, the site answers as before)."""
         s = self._after_session(session)
         cfg = self.require_config()
-        if s.backed_up_at is None:
+        path = self._outbox(s)
+        if s.backed_up_at is None or not path.is_file():
             raise Refused("backup_first", "上报前请先将考试结果备份到外部存储（第一步）", "back up first")
         if not cfg.site_mode:
             raise Refused("not_site_mode", "未开启考点模式，请将U盘中的结果交考点上报", "site mode is off")
-        path, _ = self._results_file(s)
-        answer = self.ports.site.upload_results(cfg.room_code, path, progress or (lambda done, total: None))
+        answer = self.site().upload_results(cfg.room_code, path, progress or (lambda done, total: None))
         with self.tx():
             Session.update(uploaded_at=self.now()).where(Session.id == s.id).execute()
             self.event("results_uploaded", session=s.number, sha256=_sha256_file(path))
@@ -347,7 +388,7 @@ class AfterExam(CandidateLink):
     ) -> dict[str, Any]:
         folder = self._stick(dest)
         s = self._after_session(session)
-        copied = self._copy_out(folder, s, progress)
+        copied = self._copy_out(folder, s, progress, self.home / "outbox" / "export" / self._outbox(s).name)
         with self.tx():
             self.event("results_exported", session=s.number, **copied)
         return {**copied, "message": "导出完成"}

@@ -17,7 +17,7 @@ from kiosk.common.crypto import Identity
 from kiosk.core.candidate import CandidateState, CandidateView, Flags, RoomPhase
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
-from kiosk.services.ports import Ports
+from kiosk.services.ports import Ports, SiteLink
 from kiosk.settings import Settings
 from kiosk.store import events
 from kiosk.store.models import (
@@ -166,6 +166,13 @@ class ServiceBase:
                 "no site certificate pinned yet",
             )
         return pinned.cert_pem.encode()
+
+    def site(self, site_ip: str = "") -> SiteLink:
+        """The exam site of the parameters (or at `site_ip`), pinned once a sheet is."""
+        pinned = SiteTrust.get_or_none()
+        return self.ports.site(
+            site_ip or self.require_config().site_ip, pinned.cert_pem.encode() if pinned else None
+        )
 
     def answer_root(self) -> Path:
         """The answer folder of the parameters: the operation tasks' files live there."""

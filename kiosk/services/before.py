@@ -102,7 +102,7 @@ class BeforeExam(Seats):
         # before anything is saved, pinned with the parameters.
         sheet = None
         if site_mode:
-            raw = self.ports.site.register(room_code, registration_code)
+            raw = self.site(site_ip).register(room_code, registration_code)
             sheet = read_room_sheet(raw, registration_code, room_code)
         folder.mkdir(parents=True, exist_ok=True)
         values = dict(
@@ -244,7 +244,7 @@ class BeforeExam(Seats):
             raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考务数据", "site mode is off")
         if SiteTrust.get_or_none() is None:
             self.site_register()
-        return self._load_exam(self.ports.site.download_exam(cfg.room_code), "site")
+        return self._load_exam(self.site().download_exam(cfg.room_code), "site")
 
     def site_register(self) -> dict[str, Any]:
         """向考点注册: the site answers with the room sheet, pinned like one from USB."""
@@ -253,7 +253,7 @@ class BeforeExam(Seats):
             raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考点信息表", "site mode is off")
         if not cfg.registration_code:
             raise Refused("registration_code_missing", "请在参数配置中填写考场注册码", "no registration code")
-        raw = self.ports.site.register(cfg.room_code, cfg.registration_code)
+        raw = self.site().register(cfg.room_code, cfg.registration_code)
         sheet = read_room_sheet(raw, cfg.registration_code, cfg.room_code)
         with self.tx():
             return self._pin(sheet, "site")
@@ -454,7 +454,7 @@ class BeforeExam(Seats):
         report_error = ""
         if cfg is not None and cfg.site_mode:
             try:
-                self.ports.site.report_seal(cfg.room_code, {"passed": verdict.passed, "items": items})
+                self.site().report_seal(cfg.room_code, {"passed": verdict.passed, "items": items})
                 reported_at = self.now()
             except Refused as exc:
                 report_error = exc.zh

@@ -56,7 +56,7 @@ class DuringExam(ServiceBase):
         seal = SealResult.select().order_by(SealResult.id.desc()).first()
         if seal is None or not seal.passed:
             raise Refused("seal_not_passed", "封场检测未通过，不能进入考中管理", "seal check has not passed")
-        if cfg.site_mode and not self.ports.site.reachable():
+        if cfg.site_mode and not self.site().reachable():
             raise Refused(
                 "site_offline",
                 "连接考点机异常：考点模式下只能查看考前页面，请检查考点机后重试",
@@ -140,7 +140,7 @@ class DuringExam(ServiceBase):
         else:
             if not cfg.site_mode:
                 raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考试授权", "site mode is off")
-            raw, source = self.ports.site.fetch_authorisation(cfg.room_code, session.number), "site"
+            raw, source = self.site().fetch_authorisation(cfg.room_code, session.number), "site"
         cert = self.site_cert()
         auth = read_authorisation(raw, cert)
         if auth.room_code != cfg.room_code:

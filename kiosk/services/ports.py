@@ -116,8 +116,17 @@ class NoUsb:
         return ()
 
 
+# The link to the site at an address, pinned to a site certificate (None before a room
+# sheet pinned one: then only the registration works).
+SiteFactory = Callable[[str, bytes | None], SiteLink]
+
+
+def no_site(site_ip: str, site_cert_pem: bytes | None) -> SiteLink:
+    return NoSite()
+
+
 @dataclass
 class Ports:
     seats: SeatNetwork
-    site: SiteLink = field(default_factory=NoSite)
+    site: SiteFactory = no_site
     usb: UsbDrives = field(default_factory=NoUsb)

@@ -126,6 +126,7 @@ OPERATIONS: tuple[Op, ...] = (
         (P("path", required=True),),
     ),
     Op("site-register", "site_register", "考前", "向考点注册（取得考点信息表）"),
+    Op("usb", "usb_sticks", "考前", "查看已插入的U盘及其中的数据包"),
     Op("exam-download", "exam_download", "考前", "从考点下载考务数据"),
     Op(
         "room-sheet-import",

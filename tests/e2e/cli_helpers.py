@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -110,6 +112,19 @@ def ctl_refused(home: Path, verb: str, *args: str, code: str) -> dict[str, str]:
     assert answer["ok"] is False and answer["error"]["code"] == code, str(run)
     assert answer["error"]["zh"] and answer["error"]["en"], str(run)
     return answer["error"]
+
+
+def first_line(proc: subprocess.Popen, deadline_s: float) -> str:
+    """The first line a process prints, read without blocking past the deadline."""
+    assert proc.stdout is not None
+    end, out = time.monotonic() + deadline_s, b""
+    while b"\n" not in out:
+        left = end - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            pytest.fail(f"no line from {proc.args!r} (exit {proc.poll()}): {out!r}")
+        if select.select([proc.stdout], [], [], left)[0]:
+            out += os.read(proc.stdout.fileno(), 4096)
+    return out.decode().splitlines()[0]
 
 
 # -- the engine ----------------------------------------------------------------------

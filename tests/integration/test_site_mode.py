@@ -67,7 +67,7 @@ def site(exam_files):
 
 @pytest.fixture
 def site_room(settings, clock, fleet, site):
-    room = build(settings, Ports(seats=fleet, site=site), clock)
+    room = build(settings, Ports(seats=fleet, site=lambda ip, cert: site), clock)
     fleet.attach(room)
     return room
 
@@ -79,7 +79,7 @@ def configure(room, code=""):
         box_ip="127.0.0.1",
         site_mode=True,
         site_ip="127.0.0.5",
-        registration_code=code or room.ports.site.files.registration_code,
+        registration_code=code or room.site("127.0.0.5").files.registration_code,
     )
 
 
