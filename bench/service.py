@@ -12,9 +12,10 @@ from pathlib import Path
 from kiosk.common.clock import ManualClock
 from kiosk.services.bootstrap import build
 from kiosk.services.ports import Ports
+from kiosk.services.room import RoomService
 from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import load
-from kiosk.site.mock import author_site, build_default_exam
+from kiosk.site.mock import MockExam, author_site, build_default_exam
 
 T0 = 1780272000.0
 ROOM = "1999999001"
@@ -29,35 +30,43 @@ def timed(label: str, fn, repeat: int = 1) -> float:
     return per
 
 
+def start_room(
+    home: Path, pcs: int, exam: MockExam
+) -> tuple[RoomService, SimulatedSeats, list[dict], list[str]]:
+    """A room of `pcs` simulated PCs through the whole wizard, session 1 started and every
+    candidate in the exam: the service, the fleet, the candidates and their PCs' IPs."""
+    clock = ManualClock(T0)
+    fleet = SimulatedSeats(pcs)
+    room = build(load(home=str(home / "home"), min_free_bytes=1024**2), Ports(seats=fleet), clock)
+    files = author_site(home / "usb", [exam]).rooms[ROOM]
+    room.configure(ROOM, str(home / "answers"), box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    fleet.attach(room)
+    room.envcheck()
+    room.room_sheet_import(str(files.sheet), files.registration_code)
+    room.exam_import(str(files.package))
+    room.seal_check()
+    room.session_enter(1, "张三", "15000000001", "李四", "15000000002")
+    room.authorise(str(files.authorisations[1]))
+    clock.set(T0 + 3600 - 1700)
+    room.allow_login()
+    people = room.status()["session"]["candidates"]
+    ips = [s["ip"] for s in room.seats()]
+    for c, ip in zip(people, ips, strict=True):
+        room.candidate_login(c["admission_no"], ip)
+    room.allow_start()
+    clock.set(T0 + 3600)
+    for c, ip in zip(people, ips, strict=True):
+        room.candidate_begin(c["admission_no"], ip)
+    return room, fleet, people, ips
+
+
 def main(pcs: int = 150) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        clock = ManualClock(T0)
-        fleet = SimulatedSeats(pcs)
-        room = build(load(home=str(home / "home"), min_free_bytes=1024**2), Ports(seats=fleet), clock)
         exam = build_default_exam(
             room_code=ROOM, first_start=T0 + 3600, candidates_per_session=pcs, mock=False
         )
-        files = author_site(home / "usb", [exam]).rooms[ROOM]
-        room.configure(ROOM, str(home / "answers"), box_ip="127.0.0.1")
-        room.seats_scan("ip")
-        fleet.attach(room)
-        room.envcheck()
-        room.room_sheet_import(str(files.sheet), files.registration_code)
-        room.exam_import(str(files.package))
-        room.seal_check()
-        room.session_enter(1, "张三", "15000000001", "李四", "15000000002")
-        room.authorise(str(files.authorisations[1]))
-        clock.set(T0 + 3600 - 1700)
-        room.allow_login()
-        people = room.status()["session"]["candidates"]
-        ips = [s["ip"] for s in room.seats()]
-        for c, ip in zip(people, ips, strict=True):
-            room.candidate_login(c["admission_no"], ip)
-        room.allow_start()
-        clock.set(T0 + 3600)
-        for c, ip in zip(people, ips, strict=True):
-            room.candidate_begin(c["admission_no"], ip)
+        room, _, people, ips = start_room(Path(tmp), pcs, exam)
 
         seq = {c["admission_no"]: 0 for c in people}
         rounds = 4

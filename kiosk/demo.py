@@ -1,6 +1,8 @@
 """`kiosk demo`: a whole demo room on this machine — the engine on an embedded SQLite
-database in a temporary home, a default mock exam, a simulated fleet of exam PCs and
-scripted candidates — printed live as the room changes. The box clock runs `speed`
+database in a temporary home, the reference exam-site server with a default mock exam,
+a simulated fleet of exam PCs and scripted candidates — printed live as the room
+changes. The box registers with the site, downloads the exam data, reports the seal
+check, fetches the authorisation and uploads the results. The box clock runs `speed`
 times faster than the wall clock so a 90-minute session takes a couple of minutes.
 
 While it runs, `kiosk ctl --home <home> status` works against it."""
@@ -19,14 +21,14 @@ from typing import Any
 
 from kiosk import settings as settings_mod
 from kiosk.common.clock import ManualClock
-from kiosk.common.packages import parse_exam
-from kiosk.core import codes
 from kiosk.core.errors import Refused
 from kiosk.net.admin import start_admin
 from kiosk.net.room import RoomNetwork
+from kiosk.net.site_client import SiteClient
 from kiosk.services.bootstrap import box_identity, build
 from kiosk.services.incidents import EVENT_ZH
 from kiosk.services.ports import Ports
+from kiosk.site import server as site_server
 from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet
 
@@ -84,11 +86,12 @@ class Demo:
             control_port=_free_port(),
             scan_port=_free_port(socket.SOCK_DGRAM),
             scan_broadcast="127.255.255.255",
+            site_port=_free_port(),
         )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
         self.service: Any = None
         self.network: RoomNetwork | None = None
-        self.exam: Any = None
+        self.site_task: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
@@ -122,13 +125,31 @@ class Demo:
                 await every()
             await self.status_line()
 
-    def code(self, purpose: str, challenge: str, amount: int = 0) -> str:
-        return codes.issue_code(self.exam.site_secret, purpose, ROOM, 1, challenge, amount, self.clock.now())
+    async def start_site(self) -> str:
+        """The reference site, serving a plan authored now; the room's registration code."""
+        first_start = self.clock.now() + 40 * 60
+        mock = build_default_exam(
+            room_code=ROOM, first_start=first_start, candidates_per_session=self.seats, mock=False
+        )
+        plan = await self.call(author_site, self.home / "site", [mock])
+        ready = asyncio.Event()
+        port = self.settings.site_port
+        self.site_task = asyncio.create_task(
+            site_server.run(plan.folder, None, "127.0.0.1", port, ready=lambda url, fp: ready.set())
+        )
+        await asyncio.wait_for(ready.wait(), 30)
+        self.out(f"考点服务器：https://127.0.0.1:{port}（考点信息表与考务数据已发布）")
+        return plan.rooms[ROOM].registration_code
 
     async def run(self) -> None:
         identity = await self.call(box_identity, self.settings)
         self.network = RoomNetwork(self.settings, identity, self.executor)
-        svc = self.service = await self.call(build, self.settings, Ports(seats=self.network), self.clock)
+
+        def site(site_ip: str, site_cert_pem: bytes | None) -> SiteClient:
+            return SiteClient(site_ip, self.settings.site_port, identity, site_cert_pem)
+
+        ports = Ports(seats=self.network, site=site)
+        svc = self.service = await self.call(build, self.settings, ports, self.clock)
         svc.subscribe(self.on_event)
         await self.network.start(svc)
         self.runner = await start_admin(svc, self.home, "127.0.0.1", 0, self.executor)
@@ -139,13 +160,12 @@ class Demo:
 
     async def before_exam(self) -> None:
         svc = self.service
-        first_start = self.clock.now() + 40 * 60
-        mock = build_default_exam(
-            room_code=ROOM, first_start=first_start, candidates_per_session=self.seats, mock=False
-        )
-        self.exam = parse_exam(mock.package)
-        self.files = (await self.call(author_site, self.home / "usb", [mock])).rooms[ROOM]
-        await self.call(svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1")
+        code = await self.start_site()
+        await self.call(
+            svc.configure, ROOM, str(self.home / "answers"), box_ip="127.0.0.1",
+            site_mode=True, site_ip="127.0.0.1", registration_code=code,
+        )  # fmt: skip
+        self.out(f"已向考点注册（注册码 {code}），考点证书已固定")
         await self.call(svc.client_bundle, str(self.home / "bundle"))
         # The exam PCs: real daemons with their own keys and journals, on 127.0.10.x.
         self.fleet = SimFleet(self.home / "bundle", self.home / "pcs", self.seats)
@@ -154,16 +174,19 @@ class Demo:
         await self.fleet.wait_all_online(30)
         self.out(f"考试机：{self.seats} 台已扫描入座并在线（TLS 1.3 双向证书）")
         await self.call(svc.envcheck)
-        await self.call(svc.room_sheet_import, str(self.files.sheet), self.files.registration_code)
-        await self.call(svc.exam_import, str(self.files.package))
+        await self.call(svc.exam_download)
         seal = await self.call(svc.seal_check)
-        self.out("封场检测：" + ("通过" if seal["passed"] else "未通过"))
+        self.out(
+            "封场检测："
+            + ("通过" if seal["passed"] else "未通过")
+            + ("，已上报考点" if seal["reported"] else "")
+        )
 
     async def during_exam(self) -> None:
         svc = self.service
         await self.call(svc.session_enter, 1, "张三", "15000000001", "李四", "15000000002")
         await self.call(svc.start_clients)
-        await self.call(svc.authorise, str(self.files.authorisations[1]))
+        await self.call(svc.authorise)  # from the site
         await self.advance(11 * 60)  # the login window opens 30 min before
         await self.call(svc.allow_login)
         status = await self.call(svc.status)
@@ -230,14 +253,20 @@ class Demo:
         usb = self.home / "usb-backup"
         usb.mkdir(exist_ok=True)
         backup = await self.call(svc.backup, str(usb))
+        self.out(f"结果备份（已校验）：{backup['path']}")
+        uploaded = await self.call(svc.upload)
+        self.out(f"{uploaded['message']}：考点已收到并核对结果（{backup['bytes']} 字节）")
         record = await self.call(svc.situation_record, str(self.home / "situation.html"), 1)
         chain = await self.call(svc.log_verify)
         self.out(
-            f"结果备份：{backup['path']}\n考场情况记录单：{record['path']}\n"
+            f"考场情况记录单：{record['path']}\n"
             f"事件日志：{chain['count']} 条，哈希链{'完整' if chain['ok'] else '已损坏'}"
         )
 
     async def close(self) -> None:
+        if self.site_task is not None:
+            self.site_task.cancel()
+            await asyncio.gather(self.site_task, return_exceptions=True)
         if self.fleet is not None:
             await self.fleet.stop()
         if self.network is not None:

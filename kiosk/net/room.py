@@ -373,7 +373,7 @@ class RoomNetwork:
             writer.transport.abort()
             if time.monotonic() - self.dropped.get(ip, -DROP_LOG_S) >= DROP_LOG_S:
                 self.dropped[ip] = time.monotonic()
-                log.warning("refused link from %s : not a seat's address", ip)
+                log.info("refused link from %s: not a seat's address (not scanned yet?)", ip)
             return
         link: Link | None = None
         try:

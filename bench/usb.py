@@ -1,0 +1,113 @@
+"""Benchmarks of the USB paths of a full room: importing one answer package per PC
+(operation files included) and the room backup (results package + answer files, a
+verified copy), each beside the raw copy speed of the same bytes on the same disk.
+
+Run: .venv/bin/python -m bench.usb [--pcs 150] [--mb 5] [--dir PATH]
+
+`--dir` is where the "stick" folders and the room live (default: a temporary folder);
+point it at a mounted stick to measure one. The raw copy is `cp -r` then `sync`, so
+that both sides are timed until the bytes are durable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.service import ROOM, T0, start_room
+from kiosk.common.packages import AnswerFile
+from kiosk.common.signed import seal_answer_package
+from kiosk.site.inputs import CandidateSpec
+from kiosk.site.mock import build_exam_from, default_bank
+from kiosk.store.models import Exam
+
+MB = 1024 * 1024
+
+
+def raw_copy(src: Path, dest: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+    os.sync()
+    return time.perf_counter() - start
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def report(label: str, seconds: float, nbytes: int, raw_s: float) -> None:
+    print(
+        f"{label}: {seconds:.2f} s, {nbytes / MB / seconds:.0f} MB/s; "
+        f"raw cp+sync of the same bytes {raw_s:.2f} s ({nbytes / MB / raw_s:.0f} MB/s); "
+        f"ratio {seconds / raw_s:.2f}x"
+    )
+
+
+def main(pcs: int, mb: float, base: str | None) -> None:
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        root = Path(tmp)
+        people = [
+            CandidateSpec(f"1901199999900{n:05d}", f"考生{n}", "男", "身份证", "", ("P01",), 1)
+            for n in range(1, pcs + 1)
+        ]
+        exam = build_exam_from(default_bank(), people, room_code=ROOM, first_start=T0 + 3600, mock=False)
+        room, fleet, cands, ips = start_room(root, pcs, exam)
+        key = bytes(Exam.get().package_key)
+
+        # One package per PC: three operation answers, the work as one incompressible file.
+        stick = root / "stick"
+        stick.mkdir()
+        size = int(mb * MB)
+        for c, ip in zip(cands, ips, strict=True):
+            answers = [
+                {"subject": "P01", "question": f"q0{q}", "value": {"files": ["work.bin"]}, "seq": q,
+                 "saved_at": T0 + 3700}
+                for q in (1, 2, 3)
+            ]  # fmt: skip
+            work = AnswerFile("P01", "q01", "work.bin", os.urandom(size))
+            raw = seal_answer_package(
+                fleet.pcs[ip].identity, key, room_code=ROOM, session=1, admission_no=c["admission_no"],
+                answers=answers, created_at=T0 + 3800, files=[work],
+            )  # fmt: skip
+            (stick / f"answer-{c['admission_no']}.json").write_bytes(raw)
+        os.sync()
+        packages = sorted(stick.iterdir())
+        nbytes = folder_bytes(stick)
+
+        start = time.perf_counter()
+        for path in packages:
+            room.import_answers(str(path))
+        imported_s = time.perf_counter() - start
+        stored = folder_bytes(root / "answers")
+        assert stored == pcs * size, f"stored {stored} bytes of answer files, expected {pcs * size}"
+        report(
+            f"import {pcs} answer packages of {mb:g} MB", imported_s, nbytes, raw_copy(stick, root / "cp-1")
+        )
+
+        room.clock.advance(1800)  # the earliest submission
+        for c, ip in zip(cands, ips, strict=True):
+            room.candidate_submit(c["admission_no"], ip)
+        room.end("888")
+        usb = root / "backup"
+        usb.mkdir()
+        os.sync()
+        backup = room.backup(str(usb))
+        assert backup["files"] == pcs
+        report(
+            f"room backup ({backup['files']} answer files + results package, verified)",
+            backup["seconds"],
+            backup["bytes"],
+            raw_copy(usb, root / "cp-2"),
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pcs", type=int, default=150)
+    parser.add_argument("--mb", type=float, default=5.0, help="size of each PC's work file")
+    parser.add_argument("--dir", default=None, help="where the room and the stick folders live")
+    ns = parser.parse_args()
+    main(ns.pcs, ns.mb, ns.dir)
