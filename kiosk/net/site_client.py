@@ -12,7 +12,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -135,18 +135,36 @@ class SiteClient:
         self._exchange("POST", self._room(room_code, "seal-report"), body)
 
     def upload_results(
-        self, room_code: str, path: Path, progress: Callable[[int, int], None]
+        self,
+        room_code: str,
+        path: Path,
+        progress: Callable[[int, int], None],
+        files: Sequence[tuple[Path, str]] = (),
     ) -> dict[str, Any]:
-        """Send what the server does not have yet, chunk by chunk; after a lost connection
-        resume from the server's count (up to `retries` failures in a row). Returns the
-        server's final answer, with its reconciliation of the authorisation codes."""
+        """The results package, then each answer file it lists ((path, sha256) pairs):
+        each sends what the server does not have yet, chunk by chunk, and after a lost
+        connection resumes from the server's count (up to `retries` failures in a row).
+        `progress` counts all their bytes. Returns the server's answer to the results
+        package, with its reconciliation of the authorisation codes."""
         total, digest = _file_digest(path)
-        url = self._room(room_code, f"results/{digest}")
+        grand = total + sum(p.stat().st_size for p, _ in files)
+        answer = self._upload(self._room(room_code, f"results/{digest}"), path, total, progress, 0, grand)
+        done = total
+        for file, sha in files:
+            size = file.stat().st_size
+            self._upload(self._room(room_code, f"files/{sha}"), file, size, progress, done, grand)
+            done += size
+        return answer
+
+    def _upload(
+        self, url: str, path: Path, total: int, progress: Callable[[int, int], None], before: int, grand: int
+    ) -> dict[str, Any]:
         failures = 0
         while True:
             try:
                 answer = self._json("GET", url)
                 if answer.get("complete") is True:
+                    progress(before + total, grand)
                     return answer
                 received = answer.get("received")
                 if type(received) is not int or not 0 <= received <= total:
@@ -160,7 +178,7 @@ class SiteClient:
                         answer = self._json("PUT", f"{url}?offset={received}&total={total}", chunk)
                         received += len(chunk)
                         failures = 0
-                        progress(received, total)
+                        progress(before + received, grand)
                         if answer.get("complete") is True:
                             return answer
                         if not chunk:

@@ -12,7 +12,7 @@ from typing import Any
 
 from kiosk.common.fsutil import write_atomic
 from kiosk.common.packages import AnswerPackage
-from kiosk.common.signed import open_answer_package, seal
+from kiosk.common.signed import open_answer_package, open_sealed, seal
 from kiosk.core import candidate as rules
 from kiosk.core import timeline
 from kiosk.core.candidate import CandidateState
@@ -377,7 +377,13 @@ class AfterExam(CandidateLink):
             raise Refused("backup_first", "上报前请先将考试结果备份到外部存储（第一步）", "back up first")
         if not cfg.site_mode:
             raise Refused("not_site_mode", "未开启考点模式，请将U盘中的结果交考点上报", "site mode is off")
-        answer = self.site().upload_results(cfg.room_code, path, progress or (lambda done, total: None))
+        assert self.identity is not None, "bootstrap gives the service the box's identity"
+        listed = open_sealed(path.read_bytes(), RESULTS_FORMAT, self.identity.cert_pem)["files"]
+        # Each listed file under the answer folder: "answer-files-<room>/<path under it>".
+        files = [(self.answer_root() / f["path"].split("/", 1)[1], f["sha256"]) for f in listed]
+        answer = self.site().upload_results(
+            cfg.room_code, path, progress or (lambda done, total: None), files
+        )
         with self.tx():
             Session.update(uploaded_at=self.now()).where(Session.id == s.id).execute()
             self.event("results_uploaded", session=s.number, sha256=_sha256_file(path))

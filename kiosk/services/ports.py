@@ -62,9 +62,14 @@ class SiteLink(Protocol):
     def report_seal(self, room_code: str, report: dict[str, Any]) -> None: ...
 
     def upload_results(
-        self, room_code: str, path: Path, progress: Callable[[int, int], None]
+        self,
+        room_code: str,
+        path: Path,
+        progress: Callable[[int, int], None],
+        files: Sequence[tuple[Path, str]] = (),
     ) -> dict[str, Any]:
-        """Resumable; the site's final answer (with its reconciliation of the codes used)."""
+        """The results package, then the answer files it lists ((path, sha256)); resumable.
+        The site's answer to the package (with its reconciliation of the codes used)."""
         ...
 
 
@@ -105,7 +110,11 @@ class NoSite:
         self._offline()
 
     def upload_results(
-        self, room_code: str, path: Path, progress: Callable[[int, int], None]
+        self,
+        room_code: str,
+        path: Path,
+        progress: Callable[[int, int], None],
+        files: Sequence[tuple[Path, str]] = (),
     ) -> dict[str, Any]:
         self._offline()
         return {}

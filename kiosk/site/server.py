@@ -238,16 +238,34 @@ def _query_int(query: dict[str, str], name: str) -> int:
 
 
 def upload_chunk(
-    folder: Path, row: store.Room, sha256: str, query: dict[str, str], chunk: bytes, now: float
+    folder: Path,
+    row: store.Room,
+    sha256: str,
+    query: dict[str, str],
+    chunk: bytes,
+    now: float,
+    answer_file: bool = False,
 ) -> dict[str, Any]:
     """Append a chunk at exactly the offset received so far; the last one completes the
-    upload (checked, opened, reconciled). A complete upload answers the same again."""
+    upload (the results package checked, opened, reconciled; an answer file checked
+    against what the results listed). A complete upload answers the same again."""
     up = store.upload(row.code, sha256)
     if up is not None and up.complete:
         return _answer(up)
     offset, total = _query_int(query, "offset"), _query_int(query, "total")
     if total > MAX_UPLOAD_BYTES:
         raise Denied(413, Refused("too_large", "结果文件超过 512 MiB", "the upload is over 512 MiB"))
+    if answer_file:
+        expected = store.expected_file(row.code, sha256)
+        if expected is None:
+            raise Denied(
+                404,
+                Refused(
+                    "unexpected_file", "该文件不在已上报结果的文件清单中", "not in the results' file index"
+                ),
+            )
+        if expected.size != total:
+            raise _bad_request("the total is not the listed size")
     if offset + len(chunk) > total or (up is not None and up.total != total):
         raise _bad_request("the chunk does not fit the upload's total")
     received = up.received if up is not None else 0
@@ -263,7 +281,7 @@ def upload_chunk(
     _write_at(part, offset, chunk)
     if offset + len(chunk) < total:
         return _answer(store.save_upload(row.code, sha256, total, offset + len(chunk), now))
-    return _finish(row, sha256, part, total, now)
+    return (_finish_file if answer_file else _finish)(row, sha256, part, total, now)
 
 
 def _write_at(part: Path, offset: int, chunk: bytes) -> None:
@@ -291,16 +309,54 @@ def _finish(row: store.Room, sha256: str, part: Path, total: int, now: float) ->
         except Refused as exc:
             raise Denied(422, exc) from exc
         session, used = codes_used(body, row.code)
+        files = files_listed(body)
     except Denied:
         part.unlink()
         store.drop_upload(row.code, sha256)
         raise
     result = reconcile(used, store.issued_codes(row.code, session))
+    store.expect_files(row.code, files)
+    result["files"] = len(files)
     final = part.with_suffix(".json")
     os.replace(part, final)
     fsync_dir(final.parent)
     log.info("room %s uploaded results %s, session %d", row.code, sha256[:16], session)
     return _answer(store.save_upload(row.code, sha256, total, total, now, final, result))
+
+
+def files_listed(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer files the results package lists (path, size, sha256), checked."""
+    files = body.get("files", [])
+    ok = isinstance(files, list) and all(
+        isinstance(f, dict)
+        and isinstance(f.get("path"), str)
+        and 0 < len(f["path"]) <= 512
+        and type(f.get("size")) is int
+        and 0 <= f["size"] <= MAX_UPLOAD_BYTES
+        and isinstance(f.get("sha256"), str)
+        and re.fullmatch(r"[0-9a-f]{64}", f["sha256"])
+        for f in files
+    )
+    if not ok:
+        raise Denied(422, Refused("package_invalid", "结果中的文件清单无效", "bad files index"))
+    return files
+
+
+def _finish_file(row: store.Room, sha256: str, part: Path, total: int, now: float) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with part.open("rb") as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        part.unlink()
+        store.drop_upload(row.code, sha256)
+        raise Denied(
+            422, Refused("hash_mismatch", "上报的作答文件校验失败，请重新上报", "sha256 does not match")
+        )
+    final = part.with_suffix(".file")
+    os.replace(part, final)
+    fsync_dir(final.parent)
+    return _answer(store.save_upload(row.code, sha256, total, total, now, final, None))
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -396,6 +452,15 @@ def make_app(plan_dir: Path, clock: Callable[[], float] = time.time) -> web.Appl
         )
         return _json_response(answer)
 
+    async def put_file(request: web.Request) -> web.Response:
+        sha, query = request.match_info["sha256"], dict(request.query)
+        answer = await signed(
+            request,
+            MAX_CHUNK_BYTES,
+            lambda row, body, now: upload_chunk(uploads, row, sha, query, body, now, answer_file=True),
+        )
+        return _json_response(answer)
+
     async def stop_worker(app: web.Application) -> None:
         await on_worker(store.database.close)  # the worker's own connection
         worker.shutdown(wait=True)
@@ -409,6 +474,8 @@ def make_app(plan_dir: Path, clock: Callable[[], float] = time.time) -> web.Appl
     app.router.add_post(f"{room}/seal-report", post_seal_report)
     app.router.add_get(f"{room}/results/{{sha256:[0-9a-f]{{64}}}}", get_results)
     app.router.add_put(f"{room}/results/{{sha256:[0-9a-f]{{64}}}}", put_results)
+    app.router.add_get(f"{room}/files/{{sha256:[0-9a-f]{{64}}}}", get_results)  # the same status
+    app.router.add_put(f"{room}/files/{{sha256:[0-9a-f]{{64}}}}", put_file)
     app.on_cleanup.append(stop_worker)
     return app
 

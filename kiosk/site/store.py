@@ -112,7 +112,20 @@ class IssuedCode(BaseModel):
         indexes = ((("room", "session"), False),)
 
 
-MODELS = (Room, Authorisation, SealReport, Upload, IssuedCode)
+class ExpectedFile(BaseModel):
+    """An answer file a complete results package lists: the box uploads it next."""
+
+    room = ForeignKeyField(Room)
+    sha256 = CharField(max_length=64)
+    size = BigIntegerField()
+    path = TextField()  # as the results package names it
+
+    class Meta:
+        table_name = "expected_files"
+        indexes = ((("room", "sha256"), True),)
+
+
+MODELS = (Room, Authorisation, SealReport, Upload, IssuedCode, ExpectedFile)
 
 
 def default_url(plan_dir: Path) -> str:
@@ -270,6 +283,17 @@ def save_upload(
             row.reconciliation = json.dumps(reconciliation, ensure_ascii=False)
         row.save()
         return row
+
+
+def expect_files(code: str, files: list[dict[str, Any]]) -> None:
+    with database.atomic():
+        for f in files:
+            if expected_file(code, f["sha256"]) is None:
+                ExpectedFile.create(room=code, sha256=f["sha256"], size=f["size"], path=f["path"])
+
+
+def expected_file(code: str, sha256: str) -> ExpectedFile | None:
+    return ExpectedFile.get_or_none((ExpectedFile.room == code) & (ExpectedFile.sha256 == sha256))
 
 
 def drop_upload(code: str, sha256: str) -> None:

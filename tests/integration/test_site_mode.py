@@ -52,7 +52,7 @@ class RecordingSite:
         self._check()
         self.calls.append(("seal", report["passed"]))
 
-    def upload_results(self, room_code, path: Path, progress) -> dict:
+    def upload_results(self, room_code, path: Path, progress, files=()) -> dict:
         self._check()
         self.uploaded = path.read_bytes()
         progress(len(self.uploaded), len(self.uploaded))

@@ -57,7 +57,7 @@ def test_an_upload_reports_monotone_progress_to_the_total_and_is_stored(
     answer = site.upload_results(ROOM, path, lambda done, total: seen.append((done, total)))
     size = path.stat().st_size
     assert answer["complete"] is True and answer["received"] == size
-    assert answer["reconciliation"] == {"matched": [], "not_issued": [], "issued_unused": []}
+    assert answer["reconciliation"] == {"matched": [], "not_issued": [], "issued_unused": [], "files": 0}
     assert [d for d, _ in seen] == [min(CHUNK * i, size) for i in range(1, len(seen) + 1)]
     assert seen[-1] == (size, size) and all(t == size for _, t in seen)
     row = _row(path)
@@ -107,7 +107,7 @@ def test_uploading_the_same_results_again_changes_nothing(site: SiteClient, box:
     before = store.Upload.select().dicts()[:]
     seen: list[int] = []
     again = site.upload_results(ROOM, path, lambda done, total: seen.append(done))
-    assert again == first and seen == []
+    assert again == first and seen == [path.stat().st_size], "nothing sent; the bar shows it done"
     assert store.Upload.select().dicts()[:] == before
 
 
@@ -217,3 +217,29 @@ def test_the_codes_the_box_used_are_reconciled_with_the_codes_the_site_issued(
     ]
     stored = store.Upload.get()
     assert json.loads(stored.reconciliation) == result
+
+
+def test_the_answer_files_a_results_package_lists_follow_it_and_nothing_else_is_taken(
+    site: SiteClient, box: Identity, plan: Plan, tmp_path: Path
+):
+    work = tmp_path / "work.xlsx"
+    work.write_bytes(bytes(range(256)) * 50)
+    sha = hashlib.sha256(work.read_bytes()).hexdigest()
+    body = {"room_code": ROOM, "session": 1, "codes_used": [],
+            "files": [{"path": "answer-files/session-1/190119999990011001/P01/q01/work.xlsx",
+                       "size": work.stat().st_size, "sha256": sha}]}  # fmt: skip
+    path = tmp_path / "results.json"
+    path.write_bytes(seal(box, "results-package", body))
+    stranger = tmp_path / "stranger.bin"
+    stranger.write_bytes(b"not listed")
+    seen: list[tuple[int, int]] = []
+    answer = site.upload_results(ROOM, path, lambda d, t: seen.append((d, t)), files=[(work, sha)])
+    assert answer["reconciliation"]["files"] == 1
+    grand = path.stat().st_size + work.stat().st_size
+    assert seen[-1] == (grand, grand) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    stored = store.upload(ROOM, sha)
+    assert stored.complete and Path(stored.stored_path).read_bytes() == work.read_bytes()
+    unlisted = hashlib.sha256(stranger.read_bytes()).hexdigest()
+    with pytest.raises(Refused) as info:
+        site.upload_results(ROOM, path, lambda d, t: None, files=[(stranger, unlisted)])
+    assert info.value.code == "unexpected_file" and store.upload(ROOM, unlisted) is None
