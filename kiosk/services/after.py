@@ -31,7 +31,7 @@ from kiosk.store.models import (
     Session,
     UsedCode,
 )
-from kiosk.usb.copy import copy_files_verified
+from kiosk.usb.copy import check_space, copy_files_verified
 from kiosk.usb.listing import list_stick
 
 Progress = Callable[[int, int], None]
@@ -336,6 +336,10 @@ class AfterExam(CandidateLink):
     def _copy_out(self, folder: Path, s: Session, progress: Progress | None, path: Path) -> dict[str, Any]:
         """The results package (made at `path`) and the answer files, as one verified
         copy: a stick with too little room is refused before anything is written."""
+        stored = list(answer_files.session_files(self.answer_root(), s.number))
+        # The work files alone must fit before the package (which hashes them) is made;
+        # the copy checks again with the package counted.
+        check_space(folder, sum(p.stat().st_size for p, _ in stored))
         files = self._results_file(s, path)
         done = copy_files_verified(folder, [(path, path.name), *files], progress)
         return {

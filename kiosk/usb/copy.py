@@ -52,7 +52,7 @@ def write_verified(
     folder = _check_folder(folder)
     target = _target(folder, name)
     total = len(data) if isinstance(data, bytes) else _size(data)
-    _check_space(folder, total)
+    check_space(folder, total)
     counter = _Counter(total, progress)
     [digest] = _copy(folder, [(data, target)], counter)
     return CopyResult(target, counter.done, digest, time.monotonic() - started)
@@ -67,7 +67,7 @@ def copy_files_verified(
     folder = _check_folder(folder)
     items: list[tuple[bytes | Path, Path]] = [(Path(src), _target(folder, rel)) for src, rel in files]
     total = sum(_size(Path(src)) for src, _ in files)
-    _check_space(folder, total)
+    check_space(folder, total)
     counter = _Counter(total, progress)
     hashes = dict(zip((rel for _, rel in files), _copy(folder, items, counter), strict=True))
     manifest = "".join(f"{digest}  {rel}\n" for rel, digest in sorted(hashes.items()))
@@ -96,7 +96,8 @@ def _size(src: Path) -> int:
         raise Refused("bad_source", f"找不到要复制的文件：{src}", f"cannot read {src}: {exc}") from exc
 
 
-def _check_space(folder: Path, total: int) -> None:
+def check_space(folder: Path, total: int) -> None:
+    """Refuses (usb_full) when `total` bytes and a margin do not fit in `folder`."""
     need = total + MiB + total // 100
     try:
         free = shutil.disk_usage(folder).free
