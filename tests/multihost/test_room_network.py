@@ -128,7 +128,7 @@ class Box:
 
     def refusals(self, ip: str) -> int:
         """How often the box refused a link from `ip` as not a seated PC."""
-        return len(re.findall(rf"refused link from {re.escape(ip)} ", self.log_text()))
+        return len(re.findall(rf"refused link from {re.escape(ip)}(?!\d)", self.log_text()))
 
     @contextlib.contextmanager
     def database(self) -> Iterator[sqlite3.Connection]:
