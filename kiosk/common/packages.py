@@ -7,6 +7,8 @@ authorisation carries the key and its validity window."""
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 import math
 import os
@@ -284,6 +286,10 @@ class AnswerFile:
     question: str
     name: str
     data: bytes
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def seal_answer_package(
     }
     index = [
         {"subject": f.subject, "question": f.question, "name": f.name, "size": len(f.data),
-         "sha256": hashlib.sha256(f.data).hexdigest()}
+         "sha256": f.sha256}
         for f in files
     ]  # fmt: skip
     header = _canonical({"answers": answers, "files": index})
@@ -354,11 +354,11 @@ def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[An
             raise Refused("package_invalid", "作答包的文件清单无效", f"bad file entry {entry!r:.80}")
         if entry["name"] in (".", ".."):
             raise Refused("package_invalid", "作答包的文件名无效", "dot names")
-        data = plain[at : at + length]
+        file = AnswerFile(entry["subject"], entry["question"], entry["name"], plain[at : at + length])
         at += length
-        if len(data) != length or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        if len(file.data) != length or file.sha256 != entry.get("sha256"):
             raise Refused("manifest_mismatch", "作答包中的文件与清单不符", f"file {entry['name']!r} differs")
-        files.append(AnswerFile(entry["subject"], entry["question"], entry["name"], data))
+        files.append(file)
     if at != len(plain):
         raise Refused("manifest_mismatch", "作答包中有清单以外的内容", "trailing bytes")
     return answers, tuple(files)

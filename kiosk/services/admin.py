@@ -30,6 +30,7 @@ from kiosk.store.models import (
     Session,
     SessionAuthorisation,
     SiteTrust,
+    StoredFile,
     Subject,
     UsedCode,
     User,
@@ -181,6 +182,7 @@ class SystemAdmin(ServiceBase):
         with self.tx():
             for model in (
                 Answer,
+                StoredFile,
                 Absence,
                 ExtraTime,
                 ResumeRecord,

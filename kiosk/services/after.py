@@ -112,13 +112,10 @@ class AfterExam(CandidateLink):
                 Answer.admission_no == c.admission_no
             )
         }
-        root, number = self.answer_root(), c.session.number
         for (subject, question), seq in seqs.items():
             files = [f for f in pkg.files if (f.subject, f.question) == (subject, question)]
             if files and seq > stored.get((subject, question), 0):
-                answer_files.replace_files(
-                    answer_files.question_folder(root, number, c.admission_no, subject, question), files
-                )
+                answer_files.replace_files(self.answer_root(), c.session.number, c.admission_no, files)
         return answers.upsert_newest(rows)
 
     def import_answers(self, path: str) -> dict[str, Any]:
@@ -318,12 +315,13 @@ class AfterExam(CandidateLink):
     def _results_file(self, s: Session, path: Path) -> list[tuple[Path, str]]:
         """The signed results package, written to `path` on the box's disk, and the
         session's answer files that go with it (source, name on the stick)."""
-        room = self.require_config().room_code
-        stored = answer_files.session_files(self.answer_root(), s.number)
-        files = [(p, f"answer-files-{room}/{rel}") for p, rel in stored]
+        root, room = self.answer_root(), self.require_config().room_code
+        stored = list(answer_files.session_files(root, s.number))
+        files = [(src, f"answer-files-{room}/{src.relative_to(root)}") for src, _ in stored]
         doc = self.results(s.number)
         doc["files"] = [
-            {"path": rel, "size": p.stat().st_size, "sha256": _sha256_file(p)} for p, rel in files
+            {"path": rel, "size": row.size, "sha256": row.sha256}
+            for (_, rel), (_, row) in zip(files, stored, strict=True)
         ]
         assert self.identity is not None, "bootstrap gives the service the box's identity"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -337,9 +335,9 @@ class AfterExam(CandidateLink):
         """The results package (made at `path`) and the answer files, as one verified
         copy: a stick with too little room is refused before anything is written."""
         stored = list(answer_files.session_files(self.answer_root(), s.number))
-        # The work files alone must fit before the package (which hashes them) is made;
-        # the copy checks again with the package counted.
-        check_space(folder, sum(p.stat().st_size for p, _ in stored))
+        # The work files alone must fit before anything is made; the copy checks again
+        # with the package counted.
+        check_space(folder, sum(row.size for _, row in stored))
         files = self._results_file(s, path)
         done = copy_files_verified(folder, [(path, path.name), *files], progress)
         return {

@@ -14,6 +14,7 @@ from kiosk.core.errors import Refused
 from kiosk.core.extratime import plan_extra_time
 from kiosk.services.base import loads
 from kiosk.services.during import DuringExam
+from kiosk.store import answer_files
 from kiosk.store.models import (
     Absence,
     Answer,
@@ -400,6 +401,7 @@ class Incidents(DuringExam):
                 .where(Answer.admission_no == c.admission_no, Answer.subject.in_(list(subjects)))
                 .execute()
             )
+            answer_files.forget(self.answer_root(), c.session.number, c.admission_no, list(subjects))
             self.apply(c, rules.transition_after_reexam(self.view(c)))
             Candidate.update(
                 submitted_at=None,

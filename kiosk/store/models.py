@@ -42,6 +42,22 @@ class SiteTrust(BaseModel):
     loaded_at = FloatField()
 
 
+class StoredFile(BaseModel):
+    """A file of an operation task's answer kept in the answer folder (schema 4), with
+    the hash checked when it arrived: the results list it without reading it again."""
+
+    admission_no = CharField(max_length=32)
+    session = IntegerField()
+    subject = CharField(max_length=32)
+    question = CharField(max_length=64)
+    name = CharField(max_length=128)
+    size = IntegerField()
+    sha256 = CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("admission_no", "subject", "question", "name"), True),)
+
+
 class User(BaseModel):
     username = CharField(unique=True)
     name = CharField(default="")
@@ -266,6 +282,7 @@ class Event(BaseModel):
 
 BOX_MODELS = (
     RoomConfig,
+    StoredFile,
     User,
     Seat,
     EnvRun,

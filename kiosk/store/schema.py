@@ -15,9 +15,9 @@ from playhouse.migrate import migrate as run_migrations
 
 from kiosk.common.models import open_sqlite
 from kiosk.core.errors import Refused
-from kiosk.store.models import BOX_MODELS, Exam, SiteTrust
+from kiosk.store.models import BOX_MODELS, Exam, SiteTrust, StoredFile
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _create_v1(db: SqliteDatabase) -> None:
@@ -35,11 +35,17 @@ def _v3_package_key(db: SqliteDatabase) -> None:
         run_migrations(SqliteMigrator(db).add_column("exam", "package_key", Exam.package_key))
 
 
+def _v4_stored_files(db: SqliteDatabase) -> None:
+    """The operation tasks' files with their hashes (a new table)."""
+    db.create_tables([StoredFile], safe=True)
+
+
 # MIGRATIONS[n] takes a database at version n to n + 1.
 MIGRATIONS: dict[int, Callable[[SqliteDatabase], None]] = {
     0: _create_v1,
     1: _v2_site_trust,
     2: _v3_package_key,
+    3: _v4_stored_files,
 }
 
 

@@ -322,11 +322,19 @@ def test_submission_collection_and_import_follow_the_time_rules(started, fleet, 
     assert values == {"q02": "B", "q03": "C"}
 
 
-def test_reexam_wipes_the_chosen_subject_after_every_confirmation(started, clock, exam_files):
+def test_reexam_wipes_the_chosen_subject_after_every_confirmation(
+    started, fleet, clock, exam_files, tmp_path
+):
     room = started
     c = candidates(room)[10]
     no = c["admission_no"]
-    room.save_answers(no, c["ip"], [{"subject": "T01", "question": "q01", "value": "A", "seq": 1}])
+    work = AnswerFile("T01", "q01", "work.txt", b"the candidate's work")
+    answer = {"subject": "T01", "question": "q01", "value": "A", "seq": 1, "saved_at": START}
+    room.import_answers(
+        answer_package(tmp_path / "p.json", fleet.pcs[c["ip"]].identity, no, [answer], files=(work,))
+    )
+    folder = Path(room.config().answer_dir) / "session-1" / no / "T01"
+    assert (folder / "q01" / "work.txt").read_bytes() == work.data
     refused("tick_understood", room.reexam, no, ["T01"], "作答数据无法恢复", "")
     refused("bad_subjects", room.reexam, no, ["P01"], "作答数据无法恢复", "", understood=True)
     err = refused("reexam_code_needed", room.reexam, no, ["T01"], "作答数据无法恢复", "", understood=True)
@@ -350,6 +358,7 @@ def test_reexam_wipes_the_chosen_subject_after_every_confirmation(started, clock
     result = room.reexam(no, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
     assert result["answers_wiped"] == 1 and room.get_candidate(no).state == "not_logged_in"
     assert room.client_view(room.get_candidate(no))["answers"] == []
+    assert not folder.exists(), "the subject's work files go with its answers"
 
 
 def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):

@@ -15,6 +15,7 @@ from kiosk.common.errors import Refused
 from kiosk.services.bootstrap import build
 from kiosk.services.ports import Ports
 from kiosk.store.answer_files import question_folder
+from kiosk.store.models import StoredFile
 from kiosk.usb.watch import UsbWatcher
 from tests.conftest import ROOM, T0, enter, make_exam_files
 from tests.usb.conftest import StickMaker
@@ -76,15 +77,19 @@ def test_a_backup_that_does_not_fit_is_refused_before_anything_is_written(usb_ro
     room.end("888")
     # A candidate's work larger than the stick (sparse on the box's disk, so a folder
     # stick, which has the host's free space, is also too small for it).
-    work = question_folder(room.answer_root(), 1, people[0]["admission_no"], "T01", "q01") / "work.bin"
+    no, size = people[0]["admission_no"], shutil.disk_usage(stick.path).free + 1
+    work = question_folder(room.answer_root(), 1, no, "T01", "q01") / "work.bin"
     work.parent.mkdir(parents=True)
     with work.open("wb") as f:
-        f.truncate(shutil.disk_usage(stick.path).free + 1)
+        f.truncate(size)
+    row = StoredFile.create(admission_no=no, session=1, subject="T01", question="q01", name="work.bin",
+                            size=size, sha256="0" * 64)  # fmt: skip
     before = sorted(stick.path.iterdir())
     with pytest.raises(Refused) as info:
         room.backup()  # no folder given: the stick plugged in
     assert info.value.code == "usb_full" and "U盘空间不足" in info.value.zh
     assert sorted(stick.path.iterdir()) == before, "nothing written, not even a .part file"
     work.unlink()
+    row.delete_instance()
     done = room.backup()
     assert Path(done["path"]).parent == stick.path and done["files"] == 0
