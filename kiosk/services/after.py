@@ -5,7 +5,10 @@ results package, backup to USB, upload, export, the room status."""
 from __future__ import annotations
 
 import hashlib
+import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -77,19 +80,31 @@ class AfterExam(CandidateLink):
 
     # -- answer packages ---------------------------------------------------------------
 
-    def _read_answer_file(self, path: str) -> tuple[bytes, AnswerPackage]:
-        """An answer package exported on a seated exam PC, for this room and session."""
-        p = Path(path)
-        if not p.is_file():
-            raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
-        if p.stat().st_size > 256 * 1024**2:
-            raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
-        raw = p.read_bytes()
+    def _answer_keys(self) -> tuple[bytes, str, int, dict[str, Seat]]:
+        """What opening an answer package takes: the room key, room, session, seats."""
         seats = {s.fingerprint: s for s in Seat.select() if s.fingerprint}
         key = bytes(self.require_exam().package_key)
-        number = self.current_session().number
-        pkg = open_answer_package(raw, key, self.require_config().room_code, number, set(seats))
-        # Signed by a seated PC is not enough: the candidate must have logged in there.
+        return key, self.require_config().room_code, self.current_session().number, seats
+
+    @staticmethod
+    def _open_answer_file(path: Path, key: bytes, room: str, session: int, seated: set[str]) -> AnswerPackage:
+        """Read and open one package (no database: runs on a worker thread in bulk)."""
+        if not path.is_file():
+            raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
+        if path.stat().st_size > 256 * 1024**2:
+            raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
+        return open_answer_package(path.read_bytes(), key, room, session, seated)
+
+    def _read_answer_file(self, path: str) -> AnswerPackage:
+        """An answer package exported on a seated exam PC, for this room and session."""
+        key, room, session, seats = self._answer_keys()
+        pkg = self._open_answer_file(Path(path), key, room, session, set(seats))
+        self._check_signer(pkg, seats)
+        return pkg
+
+    @staticmethod
+    def _check_signer(pkg: AnswerPackage, seats: dict[str, Seat]) -> None:
+        """Signed by a seated PC is not enough: the candidate must have logged in there."""
         signer = seats[pkg.signer]
         if not Event.select().where(Event.admission_no == pkg.admission_no, Event.ip == signer.ip).exists():
             raise Refused(
@@ -97,15 +112,18 @@ class AfterExam(CandidateLink):
                 f"考生 {pkg.admission_no} 没有在导出该作答包的考试机（机位 {signer.number:03d}）上登录过",
                 "the candidate never logged in at the PC that signed the package",
             )
-        return raw, pkg
 
-    def _merge_answers(self, c: Candidate, pkg: AnswerPackage) -> int:
+    def _merge_answers(self, c: Candidate, pkg: AnswerPackage, sync: bool = True) -> int:
         """Newest sequence wins; an operation task's files go with its answer. The files
-        are durable before the answers that name them commit."""
+        are durable before the answers that name them commit (`sync=False`: the caller
+        makes them durable before its commit)."""
         rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))
         seqs = {(r["subject"], r["question"]): r["seq"] for r in rows}
         if any((f.subject, f.question) not in seqs for f in pkg.files):
             raise Refused("bad_answers", "作答包中有不属于任何答案的文件", "a file without its answer")
+        root, number = self.answer_root(), c.session.number
+        for f in pkg.files:  # refused before anything is written
+            answer_files.question_folder(root, number, c.admission_no, f.subject, f.question)
         stored = {
             (a.subject, a.question): a.seq
             for a in Answer.select(Answer.subject, Answer.question, Answer.seq).where(
@@ -115,31 +133,76 @@ class AfterExam(CandidateLink):
         for (subject, question), seq in seqs.items():
             files = [f for f in pkg.files if (f.subject, f.question) == (subject, question)]
             if files and seq > stored.get((subject, question), 0):
-                answer_files.replace_files(self.answer_root(), c.session.number, c.admission_no, files)
+                answer_files.replace_files(root, number, c.admission_no, files, sync)
         return answers.upsert_newest(rows)
+
+    def _import_one(self, pkg: AnswerPackage, c: Candidate, sync: bool = True) -> dict[str, Any]:
+        """Inside the caller's transaction."""
+        newer = self._merge_answers(c, pkg, sync)
+        self.event(
+            "answers_imported",
+            admission_no=c.admission_no,
+            signer=pkg.signer,
+            created_at=pkg.created_at,
+            newer=newer,
+            seq_range=list(pkg.seq_range),
+        )
+        return {"admission_no": c.admission_no, "answers": len(pkg.answers), "newer": newer}
 
     def import_answers(self, path: str) -> dict[str, Any]:
         """导入作答包: the newer answers win; the candidate is then resumed elsewhere."""
-        raw, pkg = self._read_answer_file(path)
-        digest = hashlib.sha256(raw).hexdigest()
+        pkg = self._read_answer_file(path)
         with self.tx():
-            c = self.get_candidate(pkg.admission_no, self.current_session())
-            newer = self._merge_answers(c, pkg)
-            self.event(
-                "answers_imported",
-                admission_no=c.admission_no,
-                sha256=digest,
-                newer=newer,
-                seq_range=list(pkg.seq_range),
-            )
-        return {"admission_no": c.admission_no, "answers": len(pkg.answers), "newer": newer}
+            return self._import_one(pkg, self.get_candidate(pkg.admission_no, self.current_session()))
+
+    def import_answers_all(self, folder: str = "") -> dict[str, Any]:
+        """导入作答包 for every answer package on a stick (or in a folder): each is opened
+        on the second core while the one before it is stored; a refused package is
+        named with its reason and changes nothing, the others go in. The files of all
+        are made durable with one sync, before the one commit."""
+        paths = [p.path for p in list_stick(self._stick(folder)).packages if p.kind == "answer-package"]
+        key, room, session, seats = self._answer_keys()
+        people = {c.admission_no: c for c in self.candidate_rows(self.current_session())}
+        imported: list[dict[str, Any]] = []
+        refused: list[dict[str, str]] = []
+        waiting = deque(paths)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer-open") as pool, self.tx():
+            ahead: deque[tuple[Path, Future[AnswerPackage]]] = deque()
+
+            def open_next() -> None:  # at most two packages in memory ahead of the one stored
+                if waiting:
+                    path = waiting.popleft()
+                    ahead.append(
+                        (path, pool.submit(self._open_answer_file, path, key, room, session, set(seats)))
+                    )
+
+            open_next()
+            open_next()
+            while ahead:
+                path, opening = ahead.popleft()
+                open_next()
+                try:
+                    pkg = opening.result()
+                    self._check_signer(pkg, seats)
+                    c = people.get(pkg.admission_no) or self.get_candidate(
+                        pkg.admission_no, self.current_session()
+                    )
+                    with self.tx():  # a savepoint: a package refused here leaves no trace
+                        imported.append({"file": path.name, **self._import_one(pkg, c, sync=False)})
+                except Refused as exc:
+                    refused.append({"file": path.name, "code": exc.code, "zh": exc.zh})
+            os.sync()
+        return {
+            "imported": imported,
+            "refused": refused,
+            "newer": sum(i["newer"] for i in imported),
+        }
 
     def collect(self, path: str) -> dict[str, Any]:
         """单机收卷: take the answers from a package and mark the candidate submitted."""
-        raw, pkg = self._read_answer_file(path)
+        pkg = self._read_answer_file(path)
         session = self.current_session()
         timeline.check_collect(self.now(), session.actual_start, self.policy())
-        digest = hashlib.sha256(raw).hexdigest()
         with self.tx():
             c = self.get_candidate(pkg.admission_no, session)
             if c.state == CandidateState.SUBMITTED and c.collected:
@@ -163,7 +226,7 @@ class AfterExam(CandidateLink):
                 locked=False,
                 resume_pending=False,
             ).where(Candidate.id == c.id).execute()
-            self.event("collected", admission_no=c.admission_no, sha256=digest, newer=newer)
+            self.event("collected", admission_no=c.admission_no, signer=pkg.signer, newer=newer)
         return {
             "admission_no": c.admission_no,
             "answers": len(pkg.answers),

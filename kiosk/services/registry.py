@@ -286,6 +286,13 @@ OPERATIONS: tuple[Op, ...] = (
     Op("extra-times", "extra_times", "考中", "查看补时记录"),
     Op("collect", "collect", "考中", "单机收卷（作答包）", (P("path", required=True),)),
     Op("import-answers", "import_answers", "考中", "导入作答包", (P("path", required=True),)),
+    Op(
+        "import-answers-all",
+        "import_answers_all",
+        "考中",
+        "导入U盘上的全部作答包",
+        (P("folder", help="文件夹（默认已插入的U盘）"),),
+    ),
     Op("find", "find", "考中", "查找考生", (P("query", required=True),)),
     Op(
         "lock",

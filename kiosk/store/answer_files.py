@@ -26,14 +26,17 @@ def question_folder(root: Path, session: int, admission_no: str, subject: str, q
     return root / f"session-{session}" / admission_no / subject / question
 
 
-def replace_files(root: Path, session: int, admission_no: str, files: Sequence[AnswerFile]) -> None:
+def replace_files(
+    root: Path, session: int, admission_no: str, files: Sequence[AnswerFile], sync: bool = True
+) -> None:
     """One question's files (all of the same subject and question) replace what it had,
-    on disk and in the database (inside the caller's transaction)."""
+    on disk and in the database (inside the caller's transaction); `sync=False` leaves
+    making them durable to the caller."""
     first = files[0]
     folder = question_folder(root, session, admission_no, first.subject, first.question)
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
-        write_atomic(folder / f.name, f.data)
+        write_atomic(folder / f.name, f.data, sync=sync)
     keep = {f.name for f in files}
     for old in folder.iterdir():
         if old.name not in keep and old.is_file():

@@ -468,3 +468,32 @@ def test_events_name_the_operator_time_and_ip(started, clock):
     assert (staff.operator, staff.ip, staff.ts) == ("张三", "127.0.0.1", clock.now())
     login = Event.select().where(Event.kind == "login", Event.admission_no == c["admission_no"]).get()
     assert (login.operator, login.ip, login.seat) == ("", c["ip"], int(c["seat"]))
+
+
+def test_every_answer_package_on_a_stick_is_imported_and_a_bad_one_is_named(started, fleet, tmp_path):
+    room = started
+    a, b = candidates(room)[3], candidates(room)[4]
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    work = AnswerFile("T01", "q05", "work.txt", b"operation work" * 1000)
+    for c, files in ((a, (work,)), (b, ())):
+        answers = [{"subject": "T01", "question": f"q{i:02d}", "value": "B", "seq": i, "saved_at": START}
+                   for i in range(1, 6)]  # fmt: skip
+        answer_package(stick / f"answer-{c['admission_no']}.json", fleet.pcs[c["ip"]].identity,
+                       c["admission_no"], answers, files=files)  # fmt: skip
+    raw = (stick / f"answer-{a['admission_no']}.json").read_bytes()
+    (stick / "damaged.json").write_bytes(raw[:-10])
+    answer_package(stick / "neighbour.json", fleet.pcs[a["ip"]].identity, b["admission_no"], [])
+    events = Event.select().count()
+    result = room.import_answers_all(str(stick))
+    assert sorted(i["file"] for i in result["imported"]) == sorted(
+        f"answer-{c['admission_no']}.json" for c in (a, b)
+    )
+    assert {r["file"]: r["code"] for r in result["refused"]} == {
+        "damaged.json": "bad_signature",
+        "neighbour.json": "foreign_candidate",
+    }
+    assert result["newer"] == 10 and Event.select().count() == events + 2
+    stored = Path(room.config().answer_dir) / "session-1" / a["admission_no"] / "T01" / "q05" / "work.txt"
+    assert stored.read_bytes() == work.data
+    assert room.import_answers_all(str(stick))["newer"] == 0, "the same packages again change nothing"
