@@ -1,6 +1,6 @@
-"""The outside world as the room service sees it: the exam PCs' daemons, the exam
-site and USB sticks. Later issues fill these with the real room network, site client
-and USB watcher; tests use in-process doubles."""
+"""The outside world as the room service sees it: the exam PCs' daemons (kiosk.net.room),
+the exam site (kiosk.net.site_client) and USB sticks (kiosk.usb.watch); the service
+tests use in-process doubles."""
 
 from __future__ import annotations
 
