@@ -310,6 +310,19 @@ def _finish(row: store.Room, sha256: str, part: Path, total: int, now: float) ->
             raise Denied(422, exc) from exc
         session, used = codes_used(body, row.code)
         files = files_listed(body)
+        made_at = body.get("created_at")
+        if isinstance(made_at, bool) or not isinstance(made_at, int | float):
+            raise Denied(422, Refused("package_invalid", "结果包缺少生成时间", "created_at must be a number"))
+        newest = store.newest_results(row.code, session)
+        if newest is not None and newest.made_at > made_at:
+            raise Denied(
+                409,
+                Refused(
+                    "stale_results",
+                    f"考点已收到第{session}场次更新的考试结果，此结果包较旧",
+                    "a newer results package of this session was uploaded already",
+                ),
+            )
     except Denied:
         part.unlink()
         store.drop_upload(row.code, sha256)
@@ -321,7 +334,7 @@ def _finish(row: store.Room, sha256: str, part: Path, total: int, now: float) ->
     os.replace(part, final)
     fsync_dir(final.parent)
     log.info("room %s uploaded results %s, session %d", row.code, sha256[:16], session)
-    return _answer(store.save_upload(row.code, sha256, total, total, now, final, result))
+    return _answer(store.save_upload(row.code, sha256, total, total, now, final, result, (session, made_at)))
 
 
 def files_listed(body: dict[str, Any]) -> list[dict[str, Any]]:

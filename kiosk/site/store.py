@@ -88,6 +88,8 @@ class Upload(BaseModel):
     complete = BooleanField(default=False)
     stored_path = TextField(null=True)
     reconciliation = TextField(null=True)  # JSON
+    session = IntegerField(null=True)  # a results package: its session and when the box made it
+    made_at = DoubleField(null=True)
     started_at = DoubleField()
     updated_at = DoubleField()
     completed_at = DoubleField(null=True)
@@ -272,6 +274,7 @@ def save_upload(
     now: float,
     path: Path | None = None,
     reconciliation: dict[str, Any] | None = None,
+    results_of: tuple[int, float] | None = None,
 ) -> Upload:
     """The upload's bytes on disk up to `received` (after they were fsynced); complete
     once it has its stored `path` and `reconciliation`."""
@@ -281,8 +284,20 @@ def save_upload(
         if path is not None:
             row.complete, row.stored_path, row.completed_at = True, str(path), now
             row.reconciliation = json.dumps(reconciliation, ensure_ascii=False)
+            if results_of is not None:
+                row.session, row.made_at = results_of
         row.save()
         return row
+
+
+def newest_results(code: str, session: int) -> Upload | None:
+    """The complete results package of the session that the box made last."""
+    return (
+        Upload.select()
+        .where(Upload.room == code, Upload.session == session, Upload.complete)
+        .order_by(Upload.made_at.desc())
+        .first()
+    )
 
 
 def expect_files(code: str, files: list[dict[str, Any]]) -> None:

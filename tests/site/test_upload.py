@@ -24,10 +24,22 @@ CHUNK = 4096
 
 
 def results(
-    signer: Identity, folder: Path, codes_used: list[dict], *, room: str = ROOM, pad: int = 20_000
+    signer: Identity,
+    folder: Path,
+    codes_used: list[dict],
+    *,
+    room: str = ROOM,
+    pad: int = 20_000,
+    made_at: float = 1000.0,
 ) -> Path:
     """A sealed results package of about `pad` bytes more than its codes."""
-    body = {"room_code": room, "session": 1, "codes_used": codes_used, "events": "e" * pad}
+    body = {
+        "room_code": room,
+        "session": 1,
+        "created_at": made_at,
+        "codes_used": codes_used,
+        "events": "e" * pad,
+    }
     path = folder / f"results-{hashlib.sha256(json.dumps(codes_used).encode()).hexdigest()[:8]}-{pad}.json"
     path.write_bytes(seal(signer, "results-package", body))
     return path
@@ -225,7 +237,7 @@ def test_the_answer_files_a_results_package_lists_follow_it_and_nothing_else_is_
     work = tmp_path / "work.xlsx"
     work.write_bytes(bytes(range(256)) * 50)
     sha = hashlib.sha256(work.read_bytes()).hexdigest()
-    body = {"room_code": ROOM, "session": 1, "codes_used": [],
+    body = {"room_code": ROOM, "session": 1, "created_at": 1000.0, "codes_used": [],
             "files": [{"path": "answer-files/session-1/190119999990011001/P01/q01/work.xlsx",
                        "size": work.stat().st_size, "sha256": sha}]}  # fmt: skip
     path = tmp_path / "results.json"
@@ -243,3 +255,19 @@ def test_the_answer_files_a_results_package_lists_follow_it_and_nothing_else_is_
     with pytest.raises(Refused) as info:
         site.upload_results(ROOM, path, lambda d, t: None, files=[(stranger, unlisted)])
     assert info.value.code == "unexpected_file" and store.upload(ROOM, unlisted) is None
+
+
+def test_an_older_results_package_of_a_session_is_refused_after_a_newer_one(
+    site: SiteClient, box: Identity, tmp_path: Path
+):
+    """Replaying the results the box made before (an earlier backup) cannot replace the
+    ones it made last."""
+    newer = results(box, tmp_path, [], pad=1000, made_at=2000.0)
+    older = results(box, tmp_path, [], pad=1001, made_at=1500.0)
+    site.upload_results(ROOM, newer, lambda done, total: None)
+    with pytest.raises(Refused) as info:
+        site.upload_results(ROOM, older, lambda done, total: None)
+    assert info.value.code == "stale_results" and "更新的考试结果" in info.value.zh
+    assert _row(older) is None, "the refused upload left nothing"
+    latest = results(box, tmp_path, [], pad=1002, made_at=2500.0)
+    assert site.upload_results(ROOM, latest, lambda done, total: None)["complete"] is True
