@@ -285,7 +285,7 @@ class AnswerFile:
     subject: str
     question: str
     name: str
-    data: bytes
+    data: bytes | memoryview  # read from a package: a view into its decrypted contents
 
     @functools.cached_property
     def sha256(self) -> str:

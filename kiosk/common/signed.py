@@ -287,10 +287,11 @@ def open_answer_package(
     this room and session, opened with the room key, matching its manifest. Refusals:
     ``foreign_pc``, ``bad_signature``, ``foreign_room``, ``wrong_session``,
     ``package_key_wrong``, ``manifest_mismatch``, ``package_invalid``."""
-    head, newline, ciphertext = raw.partition(b"\n")
-    if not newline:
+    end = raw.find(b"\n")
+    if end < 0:
         raise Refused("package_invalid", "不是作答包文件", "no line break after the envelope")
-    env = _envelope(head, ANSWER_FORMAT)
+    env = _envelope(raw[:end], ANSWER_FORMAT)
+    ciphertext = memoryview(raw)[end + 1 :]  # megabytes: not copied
     if env.signer not in seated:
         raise Refused("foreign_pc", "作答包不是本考场考试机导出的", "not signed by a seated PC")
     body = _body(env)
@@ -344,7 +345,7 @@ def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[An
         raise Refused("package_invalid", "作答包内容格式错误", f"bad contents: {exc!r}") from exc
     if not isinstance(index, list) or len(index) > MAX_ANSWER_FILES:
         raise Refused("package_invalid", "作答包的文件清单无效", "files must be a list of at most 1000")
-    files, at = [], 4 + size
+    files, at, view = [], 4 + size, memoryview(plain)  # the files are not copied out of it
     for entry in index:
         ok = isinstance(entry, dict) and all(
             isinstance(entry.get(k), str) for k in ("subject", "question", "name")
@@ -354,7 +355,7 @@ def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[An
             raise Refused("package_invalid", "作答包的文件清单无效", f"bad file entry {entry!r:.80}")
         if entry["name"] in (".", ".."):
             raise Refused("package_invalid", "作答包的文件名无效", "dot names")
-        file = AnswerFile(entry["subject"], entry["question"], entry["name"], plain[at : at + length])
+        file = AnswerFile(entry["subject"], entry["question"], entry["name"], view[at : at + length])
         at += length
         if len(file.data) != length or file.sha256 != entry.get("sha256"):
             raise Refused("manifest_mismatch", "作答包中的文件与清单不符", f"file {entry['name']!r} differs")
