@@ -49,7 +49,8 @@ def random_token(nbytes: int = 32) -> str:
 
 
 def tokens_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    # surrogatepass: any str a JSON document can hold compares, even a lone surrogate
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 # -- key pairs, certificates, pinned TLS, signatures ----------------------------------

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from kiosk.common.crypto import Identity, cert_fingerprint, sign, verify_signature
+from kiosk.common.crypto import Identity, cert_fingerprint, sign, tokens_equal, verify_signature
 from kiosk.common.errors import Refused
 from kiosk.common.packages import (
     AUTH_FORMAT,
@@ -187,8 +187,8 @@ def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomS
     cert = body.get("site_cert")
     if not isinstance(cert, str):
         raise Refused("package_invalid", "考点信息表缺少考点证书", "no site certificate")
-    pem = cert.encode()
     try:
+        pem = cert.encode()  # JSON may hold lone surrogates, which do not encode
         fingerprint = cert_fingerprint(pem)
     except ValueError as exc:
         raise Refused("package_invalid", "考点证书无效", f"bad site certificate: {exc}") from exc
@@ -200,7 +200,7 @@ def read_room_sheet(raw: bytes, registration_code: str, room_code: str) -> RoomS
         )
     proof = body.get("proof")
     expected = registration_proof(registration_code, room_code, fingerprint)
-    if not isinstance(proof, str) or not hmac.compare_digest(proof, expected):
+    if not isinstance(proof, str) or not tokens_equal(proof, expected):  # any text, not only ASCII
         raise Refused("registration_code_wrong", "注册码与考点信息表不符", "registration code mismatch")
     sessions = body.get("sessions", [])
     issued = body.get("issued_at")

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from cryptography import x509
 
-from kiosk.common.crypto import cert_fingerprint, verify_signature
+from kiosk.common.crypto import cert_fingerprint, tokens_equal, verify_signature
 from kiosk.common.fsutil import fsync_dir
 from kiosk.common.signed import open_sealed, registration_proof
 from kiosk.core.errors import Refused
@@ -176,7 +175,7 @@ def register(code: str, body: bytes, now: float) -> bytes:
     except ValueError as exc:
         raise _bad_request(f"box_cert is not a PEM certificate: {exc}") from exc
     fingerprint = cert_fingerprint(cert.encode())
-    if not hmac.compare_digest(proof, registration_proof(row.registration_code, code, fingerprint)):
+    if not tokens_equal(proof, registration_proof(row.registration_code, code, fingerprint)):
         raise Denied(
             403, Refused("registration_code_wrong", "注册码错误", "registration proof does not hold")
         )

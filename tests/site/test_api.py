@@ -177,6 +177,11 @@ def test_a_malformed_registration_is_refused(server: LoopThread):
         assert (status, doc["code"]) == (400, "bad_request")
     status, doc = raw_request(server.port, "POST", path, b"{" + b" " * 70_000 + b"}")
     assert (status, doc["code"]) == (413, "too_large")
+    cert = json.dumps(make_identity("box").cert_pem.decode())
+    for proof in ('"\\u00e9\\u00e9"', '"\\ud800"'):  # not ASCII; a lone surrogate
+        body = f'{{"box_cert": {cert}, "proof": {proof}}}'.encode()
+        status, doc = raw_request(server.port, "POST", path, body)
+        assert (status, doc["code"]) == (403, "registration_code_wrong"), proof
     assert store.room(ROOM).box_cert is None
 
 

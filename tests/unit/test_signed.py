@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.common.crypto import make_identity
+from kiosk.common.crypto import make_identity, sign
 from kiosk.common.packages import AnswerFile
 from kiosk.common.signed import (
     normalise_registration_code,
@@ -124,6 +124,22 @@ def test_a_wrong_registration_code_or_another_room_is_refused():
     raw = write_room_sheet(SITE, CODE, SHEET)
     assert refusal(read_room_sheet, raw, "QWERTYUQ", ROOM).code == "registration_code_wrong"
     assert refusal(read_room_sheet, raw, CODE, "1999999002").code == "foreign_room"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [("proof", "\x80é", "registration_code_wrong"), ("proof", "\ud800", "registration_code_wrong"),
+     ("site_cert", "\ud800", "package_invalid")],
+    ids=["non-ASCII proof", "lone surrogate proof", "lone surrogate certificate"],
+)  # fmt: skip
+def test_odd_text_in_a_sheet_is_refused_not_a_crash(field, value, code):
+    """Found by fuzzing: any text JSON can carry, compared or encoded, is a refusal."""
+    body = json.loads(base64.b64decode(json.loads(write_room_sheet(SITE, CODE, SHEET))["body"]))
+    signed = json.dumps({**body, field: value}).encode()  # ASCII escapes carry any text
+    raw = json.dumps({"format": "room-sheet", "version": 2, "signer": SITE.fingerprint,
+                      "body": base64.b64encode(signed).decode(),
+                      "sig": base64.b64encode(sign(SITE, signed)).decode()}).encode()  # fmt: skip
+    assert refusal(read_room_sheet, raw, CODE, ROOM).code == code
 
 
 def test_a_forger_who_does_not_know_the_code_cannot_substitute_its_key():
