@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kiosk.common.crypto import check_password, hash_password
@@ -179,6 +180,7 @@ class SystemAdmin(ServiceBase):
                 "needs confirmation",
             )
         self.verify_password(password)
+        cfg = self.config()
         with self.tx():
             for model in (
                 Answer,
@@ -208,4 +210,7 @@ class SystemAdmin(ServiceBase):
                 SiteTrust.delete().execute()  # the pinned site goes with the parameters
             self.event("box_initialised", keep_params_and_seats=keep_params_and_seats)
         shutil.rmtree(self.home / "packages", ignore_errors=True)
+        if cfg is not None:  # the work files of the sessions go with their answers
+            for folder in Path(cfg.answer_dir).glob("session-*"):
+                shutil.rmtree(folder, ignore_errors=True)
         return {"ok": True, "kept_params_and_seats": keep_params_and_seats}

@@ -73,8 +73,12 @@ def test_initialising_the_box_keeps_or_wipes_parameters_and_seats(ready_room):
     room = ready_room
     refused("confirm_needed", room.init_box, "888")
     refused("wrong_password", room.init_box, "999", confirm=True)
+    work = Path(room.config().answer_dir) / "session-1" / "190119999990011001" / "P01" / "q01" / "work.xlsx"
+    work.parent.mkdir(parents=True)
+    work.write_bytes(b"a candidate's work")
     room.init_box("888", keep_params_and_seats=True, confirm=True)
     assert room.exam() is None and Candidate.select().count() == 0
+    assert not work.exists() and work.parents[4].is_dir(), "the work files go, the answer folder stays"
     assert room.config() is not None and Seat.select().count() == 40
     room.init_box("888", keep_params_and_seats=False, confirm=True)
     assert room.config() is None and Seat.select().count() == 0
