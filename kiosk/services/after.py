@@ -103,10 +103,18 @@ class AfterExam(CandidateLink):
         return pkg
 
     @staticmethod
-    def _check_signer(pkg: AnswerPackage, seats: dict[str, Seat]) -> None:
-        """Signed by a seated PC is not enough: the candidate must have logged in there."""
+    def _check_signer(
+        pkg: AnswerPackage, seats: dict[str, Seat], seen: set[tuple[str, str]] | None = None
+    ) -> None:
+        """Signed by a seated PC is not enough: the candidate must have logged in there
+        (`seen`: the (candidate, IP) pairs of the event log, when many are checked)."""
         signer = seats[pkg.signer]
-        if not Event.select().where(Event.admission_no == pkg.admission_no, Event.ip == signer.ip).exists():
+        if seen is not None:
+            been_there = (pkg.admission_no, signer.ip) in seen
+        else:
+            query = Event.select().where(Event.admission_no == pkg.admission_no, Event.ip == signer.ip)
+            been_there = query.exists()
+        if not been_there:
             raise Refused(
                 "foreign_candidate",
                 f"考生 {pkg.admission_no} 没有在导出该作答包的考试机（机位 {signer.number:03d}）上登录过",
@@ -163,6 +171,9 @@ class AfterExam(CandidateLink):
         paths = [p.path for p in list_stick(self._stick(folder)).packages if p.kind == "answer-package"]
         key, room, session, seats = self._answer_keys()
         people = {c.admission_no: c for c in self.candidate_rows(self.current_session())}
+        seen = set(
+            Event.select(Event.admission_no, Event.ip).where(Event.admission_no != "").distinct().tuples()
+        )
         imported: list[dict[str, Any]] = []
         refused: list[dict[str, str]] = []
         waiting = deque(paths)
@@ -183,7 +194,7 @@ class AfterExam(CandidateLink):
                 open_next()
                 try:
                     pkg = opening.result()
-                    self._check_signer(pkg, seats)
+                    self._check_signer(pkg, seats, seen)
                     c = people.get(pkg.admission_no) or self.get_candidate(
                         pkg.admission_no, self.current_session()
                     )
