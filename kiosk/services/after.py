@@ -89,11 +89,17 @@ class AfterExam(CandidateLink):
     @staticmethod
     def _open_answer_file(path: Path, key: bytes, room: str, session: int, seated: set[str]) -> AnswerPackage:
         """Read and open one package (no database: runs on a worker thread in bulk)."""
-        if not path.is_file():
-            raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
-        if path.stat().st_size > 256 * 1024**2:
-            raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
-        return open_answer_package(path.read_bytes(), key, room, session, seated)
+        try:
+            if not path.is_file():
+                raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
+            if path.stat().st_size > 256 * 1024**2:
+                raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
+            raw = path.read_bytes()
+        except OSError as exc:  # a stick pulled out, an unreadable file
+            raise Refused(
+                "read_failed", f"读取作答包失败：{exc.strerror or exc}", f"cannot read {path}: {exc}"
+            ) from exc
+        return open_answer_package(raw, key, room, session, seated)
 
     def _read_answer_file(self, path: str) -> AnswerPackage:
         """An answer package exported on a seated exam PC, for this room and session."""

@@ -497,3 +497,16 @@ def test_every_answer_package_on_a_stick_is_imported_and_a_bad_one_is_named(star
     stored = Path(room.config().answer_dir) / "session-1" / a["admission_no"] / "T01" / "q05" / "work.txt"
     assert stored.read_bytes() == work.data
     assert room.import_answers_all(str(stick))["newer"] == 0, "the same packages again change nothing"
+
+
+def test_a_package_that_cannot_be_read_is_refused_with_the_reason(started, tmp_path, monkeypatch):
+    """A stick pulled out while the box reads it: a refusal naming the error, no crash."""
+    path = tmp_path / "answer.json"
+    path.write_bytes(b"{}\n")
+
+    def pulled_out(self) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_bytes", pulled_out)
+    err = refused("read_failed", started.import_answers, str(path))
+    assert "Input/output error" in err.zh
