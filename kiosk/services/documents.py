@@ -355,13 +355,28 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _looks_like_formula(text: str) -> bool:
+    # A lone "-" placeholder or a negative number is not a formula.
+    return len(text) > 1 and text.startswith(_FORMULA_START) and not _is_number(text)
+
+
 def _csv_value(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
-    # A lone "-" placeholder or a negative number is not a formula.
-    if isinstance(value, str) and len(text) > 1 and text.startswith(_FORMULA_START) and not _is_number(text):
-        return "'" + text  # the OWASP guard: Excel shows the text instead of running it
+    # The OWASP guard: a leading apostrophe makes Excel show the text instead of running
+    # it. Text that already starts with apostrophes before such a formula gets one more,
+    # so that _csv_unguard gives back exactly what was written (a seat list goes out and
+    # comes back in unchanged).
+    if isinstance(value, str) and _looks_like_formula(text.lstrip("'")):
+        return "'" + text
+    return text
+
+
+def _csv_unguard(text: str) -> str:
+    """The inverse of _csv_value's guard, for a CSV read back in."""
+    if text.startswith("'") and _looks_like_formula(text.lstrip("'")):
+        return text[1:]
     return text
 
 
@@ -495,7 +510,8 @@ def _csv_rows(raw: bytes) -> Iterator[list[str]]:
                 "无法识别表格文件的文字编码，请用 Excel 另存为 CSV UTF-8 或 .xlsx 后重试",
                 f"csv is neither utf-8 nor gbk: {exc}",
             ) from exc
-    yield from csv.reader(io.StringIO(text, newline=""))
+    for row in csv.reader(io.StringIO(text, newline="")):
+        yield [_csv_unguard(cell.strip()) for cell in row]
 
 
 def _xlsx_rows(raw: bytes, limit: int) -> Iterator[list[object]]:

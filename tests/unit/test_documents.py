@@ -391,6 +391,30 @@ def test_text_that_looks_like_a_formula_is_never_run_by_excel(tmp_path: Path, ex
     assert read_table(path, SEAT_COLUMNS)[0]["note"] == "-5"  # a plain number stays as it is
 
 
+@pytest.mark.parametrize(
+    ("text", "guarded"),
+    [
+        ("=SUM(A1)", True),
+        ("-备用机", True),
+        ("+86 150", True),
+        ("@host", True),
+        ("'=already quoted", True),
+        ("''-two", True),
+        ("'plain", False),
+        ("'", False),
+        ("-5", False),
+        ("-", False),
+    ],
+)
+def test_a_guarded_csv_cell_reads_back_as_it_was_written(tmp_path: Path, text: str, guarded: bool) -> None:
+    # The formula guard must not grow by one apostrophe at every export and import.
+    path = write_table(tmp_path / "t.csv", HEADERS, [["001", "10.0.0.1", text, text]])
+    raw = path.read_text(encoding="utf-8-sig")
+    assert (f"'{text}" in raw) == guarded, "a formula is still guarded against Excel"
+    row = read_table(path, SEAT_COLUMNS)[0]
+    assert (row["name"], row["note"]) == (text, text)
+
+
 def test_a_lone_dash_placeholder_is_not_mistaken_for_a_formula(tmp_path: Path) -> None:
     path = write_table(tmp_path / "t.csv", HEADERS, [["001", "10.0.0.1", "-", "+"]])
     assert read_table(path, SEAT_COLUMNS)[0] == {
