@@ -201,7 +201,22 @@ class ServiceBase:
         return s
 
     def session_of(self, number: int | None) -> Session:
-        return self.current_session() if number is None else self.get_session(number)
+        """The session named, else the one being run, else (after the exam: 考后, where the
+        lists are exported) the one that ended last."""
+        if number is not None:
+            return self.get_session(number)
+        try:
+            return self.current_session()
+        except Refused:
+            last = (
+                Session.select()
+                .where(Session.ended_at.is_null(False))
+                .order_by(Session.ended_at.desc())
+                .first()
+            )
+            if last is None:
+                raise
+            return last
 
     def get_session(self, number: int) -> Session:
         s = Session.get_or_none(Session.number == number)

@@ -376,7 +376,8 @@ OPERATIONS: tuple[Op, ...] = (
                 help="violations / resumes / extra-time / candidate-log / verification / seats",
             ),
             P("path", required=True),
-            P("admission_no"),
+            P("admission_no", help="准考证号（考生日志）"),
+            P("session", "int", "场次（默认当前或最近结束的场次）"),
         ),
     ),
     # 模考

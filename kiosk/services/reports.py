@@ -15,6 +15,7 @@ from kiosk.services.after import AfterExam
 from kiosk.services.base import loads
 from kiosk.store.models import Absence, Candidate, Session
 
+EXPORT_KINDS = ("violations", "resumes", "extra-time", "candidate-log", "verification", "seats")
 SEAT_COLUMNS = {
     "seat": ["机位号", "机位", "seat"],
     "ip": ["IP", "IP地址", "ip"],
@@ -102,8 +103,15 @@ class Reports(AfterExam):
 
     # -- lists as XLSX / CSV ----------------------------------------------------------
 
-    def export_list(self, kind: str, path: str, admission_no: str = "") -> dict[str, Any]:
+    def export_list(
+        self, kind: str, path: str, admission_no: str = "", session: int | None = None
+    ) -> dict[str, Any]:
+        """One list as .xlsx or .csv (by the file's suffix); the lists of a session are
+        those of the session named, else the one being run, else the one ended last."""
+        if kind not in EXPORT_KINDS:
+            raise Refused("bad_export_kind", f"未知的导出类型：{kind}", f"unknown export {kind}")
         fmt = documents.fmt_time
+        number = self.session_of(session).number if kind in ("violations", "resumes", "extra-time") else None
         if kind == "violations":
             headers = ["准考证号", "姓名", "违纪代码", "违纪类型", "违纪情况描述", "处理时间"]
             rows = [
@@ -115,7 +123,7 @@ class Reports(AfterExam):
                     v["description"],
                     fmt(v["time"]),
                 ]
-                for v in self.violations()
+                for v in self.violations(number)
             ]
         elif kind == "resumes":
             headers = ["准考证号", "姓名", "处理时间", "IP地址", "异常情况", "异常描述", "处理人员"]
@@ -129,7 +137,7 @@ class Reports(AfterExam):
                     r["description"],
                     r["handler"],
                 ]
-                for r in self.resumes()
+                for r in self.resumes(number)
             ]
         elif kind == "extra-time":
             headers = [
@@ -151,14 +159,14 @@ class Reports(AfterExam):
                     e["reason"],
                     fmt(e["time"]),
                 ]
-                for e in self.extra_times()
+                for e in self.extra_times(number)
             ]
         elif kind == "candidate-log":
             log = self.candidate_log(admission_no)
             headers = ["序号", "时间", "IP", "操作"]
             rows = [[x["n"], fmt(x["time"]), x["ip"], x["text"]] for x in log["log"]]
         elif kind == "verification":
-            table = self.verify()
+            table = self.verify(session)  # an ended session
             headers = [
                 "序号",
                 "准考证号",
@@ -184,11 +192,9 @@ class Reports(AfterExam):
                 ]
                 for r in table["rows"]
             ]
-        elif kind == "seats":
+        else:  # "seats"
             headers = ["机位号", "IP", "计算机名", "备注"]
             rows = [[s["seat"], s["ip"], s["hostname"], s["note"]] for s in self.seats()]
-        else:
-            raise Refused("bad_export_kind", f"未知的导出类型：{kind}", f"unknown export {kind}")
         target = documents.write_table(path, headers, rows)
         return {"path": str(target), "rows": len(rows)}
 
