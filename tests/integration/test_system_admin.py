@@ -87,10 +87,11 @@ def test_initialising_the_box_keeps_or_wipes_parameters_and_seats(ready_room):
 
 def test_seat_lists_go_out_and_come_back_in(ready_room, tmp_path, room_factory):
     path = ready_room.export_list("seats", str(tmp_path / "seats.xlsx"))["path"]
+    ips = seat_ips(ready_room)  # read before the other box binds the models to its database
     other = room_factory()
     other.configure(ROOM, "/tmp/answers-other", box_ip="127.0.0.1")
     assert other.seats_import(path)["imported"] == 40
-    assert [s["ip"] for s in other.seats()] == seat_ips(ready_room)
+    assert [s["ip"] for s in other.seats()] == ips
     bad = tmp_path / "bad.csv"
     bad.write_text("机位号,IP\n1,127.0.10.11\n2,127.0.10.11\n", encoding="utf-8")
     refused("bad_seat_list", other.seats_import, str(bad))
