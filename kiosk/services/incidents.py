@@ -105,7 +105,7 @@ class Incidents(DuringExam):
             Violation.select(Violation, Candidate)
             .join(Candidate)
             .where(Candidate.session == session, Violation.cancelled_at.is_null())
-            .order_by(Violation.registered_at)
+            .order_by(Violation.registered_at, Violation.id)  # ties: in the order registered
         )
         return [
             dict(
@@ -214,7 +214,7 @@ class Incidents(DuringExam):
             ResumeRecord.select(ResumeRecord, Candidate)
             .join(Candidate)
             .where(Candidate.session == session)
-            .order_by(ResumeRecord.created_at)
+            .order_by(ResumeRecord.created_at, ResumeRecord.id)
         )
         return [
             dict(
@@ -290,7 +290,7 @@ class Incidents(DuringExam):
             ExtraTime.select(ExtraTime, Candidate)
             .join(Candidate)
             .where(Candidate.session == session)
-            .order_by(ExtraTime.created_at)
+            .order_by(ExtraTime.created_at, ExtraTime.id)
         )
         return [
             dict(
