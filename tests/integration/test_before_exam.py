@@ -210,3 +210,31 @@ def test_a_room_sheet_pins_the_site_certificate_once_its_registration_code_holds
 
     room.init_box("888", keep_params_and_seats=False, confirm=True)
     assert SiteTrust.select().count() == 0, "initialising the box forgets the pinned site"
+
+
+def test_interfaces_list_the_loopback_and_the_box_ip_is_chosen_among_them(room, monkeypatch, tmp_path):
+    from kiosk.platform.netif import Interface
+    from kiosk.services import before
+
+    listed = room.interfaces()
+    assert {"name": "lo", "ip": "127.0.0.1", "netmask": "255.0.0.0", "broadcast": ""} in [
+        {**i, "broadcast": ""} for i in listed
+    ]
+    assert all(set(i) == {"name", "ip", "netmask", "broadcast"} for i in listed)
+    # one network card besides the loopback: the box IP is taken by itself
+    lo = Interface("lo", "127.0.0.1", "255.0.0.0", "")
+    one = [lo, Interface("eth0", "192.168.0.2", "255.255.255.0", "192.168.0.255")]
+    monkeypatch.setattr(before, "ipv4_interfaces", lambda include_loopback=False: one)
+    assert [i["ip"] for i in room.interfaces()] == ["127.0.0.1", "192.168.0.2"]
+    assert room.configure(ROOM, str(tmp_path / "answers"))["box_ip"] == "192.168.0.2"
+    # two: the officer must choose, and only one of them
+    two = [*one, Interface("wlan0", "10.0.0.7", "255.255.255.0", "10.0.0.255")]
+    monkeypatch.setattr(before, "ipv4_interfaces", lambda include_loopback=False: two)
+    with pytest.raises(Refused) as err:
+        room.configure(ROOM, str(tmp_path / "answers"))
+    assert err.value.code == "choose_box_ip"
+    assert room.configure(ROOM, str(tmp_path / "answers"), box_ip="10.0.0.7")["box_ip"] == "10.0.0.7"
+    with pytest.raises(Refused) as err:
+        room.configure(ROOM, str(tmp_path / "answers"), box_ip="10.0.0.8")
+    assert err.value.code == "box_ip_not_local"
+    assert room.config().box_ip == "10.0.0.7"

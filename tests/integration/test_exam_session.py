@@ -510,3 +510,47 @@ def test_a_package_that_cannot_be_read_is_refused_with_the_reason(started, tmp_p
     monkeypatch.setattr(Path, "read_bytes", pulled_out)
     err = refused("read_failed", started.import_answers, str(path))
     assert "Input/output error" in err.zh
+
+
+def test_extra_time_records_list_each_grant_with_what_was_really_granted(started, clock, exam_files):
+    room = started
+    a, b = candidates(room)[14]["admission_no"], candidates(room)[15]["admission_no"]
+    assert room.extra_times() == []
+    room.extra_time(a, 300, "鼠标无法使用")
+    clock.advance(60)
+    room.extra_time(b, 200, "断线补回")
+    challenge = room.challenge("extra_time", a)["challenge"]
+    code = exam_files.code("extra_time", challenge, clock.now(), amount=9000)
+    room.extra_time(a, 9000, "考试机故障", code=code)  # capped at the 90-minute duration
+    refused("extra_time_cap", room.extra_time, a, 10)
+    records = room.extra_times()
+    assert [(r["admission_no"], r["requested_s"], r["granted_s"], r["total_s"], r["with_code"])
+            for r in records] == [
+        (a, 300, 300, 300, False),
+        (b, 200, 200, 200, False),
+        (a, 9000, 5100, 5400, True),
+    ]  # fmt: skip
+    assert [r["reason"] for r in records] == ["鼠标无法使用", "断线补回", "考试机故障"]
+    assert records[1]["time"] == records[0]["time"] + 60
+    assert all(r["name"] for r in records)
+    assert room.extra_times(1) == records and room.extra_times(2) == []
+    assert room.situation()["totals"]["extra_time"] == 2, "two candidates, three grants"
+
+
+def test_the_countdown_runs_from_allow_start_to_the_start(ready_room, clock, exam_files):
+    room = ready_room
+    refused("no_session", room.countdown)
+    enter(room)
+    room.authorise(str(exam_files.auth[1]))
+    assert room.countdown() == {"started": False, "countdown_s": None}
+    clock.set(START - 1800)
+    room.allow_login()
+    clock.set(START - 1200)
+    room.allow_start()
+    assert room.countdown() == {"started": False, "countdown_s": 1200, "start": START}
+    clock.advance(1199)
+    assert room.countdown() == {"started": False, "countdown_s": 1, "start": START}
+    clock.set(START)
+    assert room.countdown() == {"started": True, "countdown_s": 0, "start": START}
+    clock.advance(600)
+    assert room.countdown()["countdown_s"] == 0, "never negative once the exam runs"

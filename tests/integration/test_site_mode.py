@@ -140,3 +140,34 @@ def test_a_seal_check_that_cannot_be_reported_is_kept_with_the_reason(site_room,
     site.up = False
     result = site_room.seal_check()
     assert result["passed"] and not result["reported"] and "考点" in result["report_error"]
+
+
+def test_registering_again_with_the_site_keeps_the_pinned_sheet(site_room, site, exam_files, tmp_path):
+    from kiosk.site.mock import author_site, build_default_exam
+    from kiosk.store.models import SiteTrust
+    from tests.conftest import ExamFiles
+
+    room = site_room
+    refused("not_configured", room.site_register)
+    configure(room)
+    pinned = SiteTrust.get()
+    result = room.site_register()
+    assert result["site_code"] == "1999999" and result["fingerprint"] == pinned.fingerprint
+    assert [s["number"] for s in result["sessions"]] == [1, 2]
+    assert [c for c in site.calls if c[0] == "register"] == [("register", ROOM)] * 2
+    assert SiteTrust.select().count() == 1 and SiteTrust.get().fingerprint == pinned.fingerprint
+    site.up = False
+    refused("site_offline", room.site_register)
+    site.up = True
+    # a server with another site key, answering with a sheet made for this very
+    # registration code: its proof holds, but the box has pinned the first site
+    exam = build_default_exam(room_code=ROOM, first_start=START, mock=False)
+    code = {ROOM: exam_files.registration_code}
+    site.files = ExamFiles(exam, author_site(tmp_path / "other-site", [exam], codes=code).rooms[ROOM])
+    refused("site_key_changed", room.site_register)
+    assert SiteTrust.get().fingerprint == pinned.fingerprint
+
+
+def test_registration_needs_site_mode(room):
+    room.configure(ROOM, str(Path(room.settings.home) / "answers"), box_ip="127.0.0.1")
+    refused("not_site_mode", room.site_register)
