@@ -90,6 +90,18 @@ class ExamData:
     subjects: tuple[SubjectData, ...]
     sessions: tuple[SessionData, ...]
     candidates: tuple[CandidateData, ...]
+    issued_at: float = 0.0  # when the site signed it: an older package is stale
+
+
+def _number(d: Any, key: str, where: str) -> float:
+    """A JSON number as a finite float (an integer too large for a float is refused)."""
+    try:
+        value = float(_get(d, key, (int, float), where))
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise _bad(f"{where}.{key} 数值无效", f"{where}.{key}: not a finite number")
+    return value
 
 
 def _b64(s: str, where: str) -> bytes:
@@ -134,11 +146,8 @@ def parse_exam(doc: dict[str, Any]) -> ExamData:
             raise _bad("同一场次同一科目有多份试卷", "two papers for one subject in a session")
         if any(len(p.nonce) != 12 for p in papers):
             raise _bad("试卷加密参数错误", "paper nonce must be 12 bytes")
-        number, start = (
-            _get(s, "number", int, "session"),
-            float(_get(s, "start", (int, float), "session")),
-        )
-        if number <= 0 or not math.isfinite(start):
+        number, start = _get(s, "number", int, "session"), _number(s, "start", "session")
+        if number <= 0:
             raise _bad("场次编号或开考时间无效", "bad session number or start")
         sessions.append(SessionData(number, _get(s, "name", str, "session"), start, papers))
     numbers = [s.number for s in sessions]
@@ -198,6 +207,7 @@ def parse_exam(doc: dict[str, Any]) -> ExamData:
     package_key = _b64(_get(exam, "package_key", str, "exam"), "package_key")
     if len(package_key) != 32:
         raise _bad("作答包密钥长度错误", "package key must be 32 bytes")
+    issued_at = _number(doc, "issued_at", "package") if "issued_at" in doc else 0.0
     return ExamData(
         name=_get(exam, "name", str, "exam"),
         site_code=_get(exam, "site_code", str, "exam"),
@@ -213,6 +223,7 @@ def parse_exam(doc: dict[str, Any]) -> ExamData:
         subjects=subjects,
         sessions=tuple(sessions),
         candidates=tuple(candidates),
+        issued_at=issued_at,
     )
 
 
@@ -233,8 +244,8 @@ def parse_authorisation(doc: dict[str, Any]) -> AuthorisationData:
         raise _bad("授权中的考场代码无效", "authorisation room code must be 10 digits")
     if len(key) != 32:
         raise _bad("授权密钥长度错误", "key must be 32 bytes")
-    valid_from = float(_get(doc, "valid_from", (int, float), "authorisation"))
-    valid_until = float(_get(doc, "valid_until", (int, float), "authorisation"))
+    valid_from = _number(doc, "valid_from", "authorisation")
+    valid_until = _number(doc, "valid_until", "authorisation")
     if not valid_from < valid_until:
         raise _bad("授权有效期无效", "valid_until must be after valid_from")
     return AuthorisationData(room, _get(doc, "session", int, "authorisation"), key, valid_from, valid_until)
@@ -321,7 +332,7 @@ def read_answers(given: list[Any]) -> tuple[dict[str, Any], ...]:
                 "question": _get(a, "question", str, "answer"),
                 "value": a.get("value"),
                 "seq": seq,
-                "saved_at": float(_get(a, "saved_at", (int, float), "answer")),
+                "saved_at": _number(a, "saved_at", "answer"),
             }
         )
     return tuple(answers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -37,6 +38,10 @@ from kiosk.store.models import (
 
 ROOM_CODE = re.compile(r"^\d{10}$")
 REGISTRATION_CODE = re.compile(r"^[A-Z]{8}$")
+
+
+def _local(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 class BeforeExam(Seats):
@@ -336,6 +341,14 @@ class BeforeExam(Seats):
         if existing is not None:
             if existing.package_sha256 == digest:
                 return {"already_loaded": True, **self.exam_summary()}
+            loaded_at = self._loaded_issued_at(existing.package_sha256)
+            if loaded_at is not None and data.issued_at < loaded_at:
+                raise Refused(
+                    "stale_exam",
+                    f"该考务数据（签发于 {_local(data.issued_at)}）比已载入的（签发于 "
+                    f"{_local(loaded_at)}）旧，不能导入",
+                    f"issued at {data.issued_at:.0f}, before the loaded one ({loaded_at:.0f})",
+                )
             raise Refused(
                 "exam_already_loaded",
                 "考务数据已载入；如需更换请先初始化监考机",
@@ -387,6 +400,14 @@ class BeforeExam(Seats):
                 candidates=len(data.candidates),
             )
         return self.exam_summary()
+
+    def _loaded_issued_at(self, sha256: str) -> float | None:
+        """When the site signed the loaded package (read again from its kept file)."""
+        try:
+            raw = self.exam_package_path(sha256).read_bytes()
+            return read_exam_package(raw, self.site_cert()).issued_at
+        except (OSError, Refused):  # the kept file is gone or the site key changed
+            return None
 
     def exam_summary(self) -> dict[str, Any]:
         exam = self.exam()
