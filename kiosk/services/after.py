@@ -151,8 +151,17 @@ class AfterExam(CandidateLink):
         return answers.upsert_newest(rows)
 
     def _import_one(self, pkg: AnswerPackage, c: Candidate, sync: bool = True) -> dict[str, Any]:
-        """Inside the caller's transaction."""
+        """Inside the caller's transaction. A package with nothing newer than what the box
+        holds (the same package again, or an older export) changes nothing, not even the
+        event log: the answer says so."""
         newer = self._merge_answers(c, pkg, sync)
+        if newer == 0:
+            return {
+                "admission_no": c.admission_no,
+                "answers": len(pkg.answers),
+                "newer": 0,
+                "message": "作答包中没有比监考机上更新的作答，未做任何更改",
+            }
         self.event(
             "answers_imported",
             admission_no=c.admission_no,
