@@ -77,7 +77,7 @@ def _envelope(raw: bytes, fmt: str) -> Envelope:
         raise Refused("package_invalid", "文件过大", "envelope too large")
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[…"
         raise Refused("package_invalid", "不是有效的 JSON 文件", f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise Refused("package_invalid", f"不是{fmt}文件", f"format is not {fmt}")
@@ -103,7 +103,7 @@ def _strict_b64(text: str) -> bytes:
 def _body(env: Envelope) -> dict[str, Any]:
     try:
         body = json.loads(env.raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:  # signed, yet not JSON: the signer's bug
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # signed, yet not JSON
         raise Refused("package_invalid", "文件内容不是有效的 JSON", f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise Refused("package_invalid", "文件内容格式错误", "signed body is not an object")
@@ -341,7 +341,7 @@ def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[An
         header = json.loads(plain[4 : 4 + size])
         answers = read_answers(header["answers"] if isinstance(header["answers"], list) else [])
         index = header["files"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise Refused("package_invalid", "作答包内容格式错误", f"bad contents: {exc!r}") from exc
     if not isinstance(index, list) or len(index) > MAX_ANSWER_FILES:
         raise Refused("package_invalid", "作答包的文件清单无效", "files must be a list of at most 1000")

@@ -75,7 +75,7 @@ def read_question_bank(path: str | Path) -> list[SubjectSpec]:
             raise _bad(source.name, "题库文件过大", "question bank too large")
         try:
             doc = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[…"
             raise _bad(source.name, "不是 UTF-8 编码的 JSON 文件", f"not UTF-8 JSON: {exc}") from exc
         subjects = doc.get("subjects") if isinstance(doc, dict) else None
         if not isinstance(subjects, list) or not subjects:
