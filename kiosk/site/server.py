@@ -17,12 +17,14 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
     try:
         doc = json.loads(body.decode("utf-8"), parse_constant=no_constants)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nesting beyond the parser's depth
         raise _bad_request(f"body is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise _bad_request("body must be a JSON object")
@@ -118,6 +120,36 @@ def check_request(
         )
 
 
+MAX_SESSION = 999_999  # the session route's six digits
+
+
+def _plain(value: Any) -> bool:
+    """JSON the site can store and answer with: text without NUL or lone surrogates (a
+    JSON escape can spell both), finite numbers, lists and objects of those. Walked
+    without recursion: the nesting is the sender's choice."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+            if "\x00" in v:
+                return False
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                return False
+        elif isinstance(v, list):
+            todo.extend(v)
+        elif isinstance(v, dict):
+            todo.extend(v.keys())
+            todo.extend(v.values())
+        elif not (v is None or isinstance(v, bool | int)):
+            return False
+    return True
+
+
 def codes_used(body: dict[str, Any], room_code: str) -> tuple[int, list[dict[str, Any]]]:
     """The session and the codes the box used, from an opened results package."""
     session, used = body.get("session"), body.get("codes_used")
@@ -126,13 +158,47 @@ def codes_used(body: dict[str, Any], room_code: str) -> tuple[int, list[dict[str
     keys = ("code", "purpose", "challenge")
     if (
         type(session) is not int
+        or not 1 <= session <= MAX_SESSION
         or not isinstance(used, list)
         or not all(isinstance(u, dict) and all(isinstance(u.get(k), str) for k in keys) for u in used)
+        or not _plain(used)
     ):
         raise Denied(
             422, Refused("package_invalid", "结果包缺少场次或授权码使用记录", "bad session or codes_used")
         )
     return session, used
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the site takes from a results package."""
+
+    session: int
+    made_at: float  # when the box made it: an older one of the same session is stale
+    codes_used: list[dict[str, Any]]
+    files: list[dict[str, Any]]
+
+
+def read_results(raw: bytes, box_cert_pem: bytes, room_code: str) -> Results:
+    """A results package signed by the room's registered box, for that room, with its
+    session, creation time, codes used and answer files typed; anything else is refused
+    (Denied 422 with the reason). No database, no files: the caller stores."""
+    try:
+        body = open_sealed(raw, RESULTS_FORMAT, box_cert_pem)
+    except Refused as exc:
+        raise Denied(422, exc) from exc
+    session, used = codes_used(body, room_code)
+    files = files_listed(body)
+    made_at = body.get("created_at")
+    try:
+        ok = not isinstance(made_at, bool) and isinstance(made_at, int | float) and math.isfinite(made_at)
+    except OverflowError:  # an integer beyond any float
+        ok = False
+    if not ok:
+        raise Denied(
+            422, Refused("package_invalid", "结果包缺少生成时间", "created_at must be a finite number")
+        )
+    return Results(session, float(made_at), used, files)
 
 
 def reconcile(used: list[dict[str, Any]], issued: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -303,17 +369,10 @@ def _finish(row: store.Room, sha256: str, part: Path, total: int, now: float) ->
             raise Denied(
                 422, Refused("hash_mismatch", "上报的结果文件校验失败，请重新上报", "sha256 does not match")
             )
-        try:
-            body = open_sealed(raw, RESULTS_FORMAT, row.box_cert.encode())
-        except Refused as exc:
-            raise Denied(422, exc) from exc
-        session, used = codes_used(body, row.code)
-        files = files_listed(body)
-        made_at = body.get("created_at")
-        if isinstance(made_at, bool) or not isinstance(made_at, int | float):
-            raise Denied(422, Refused("package_invalid", "结果包缺少生成时间", "created_at must be a number"))
+        results = read_results(raw, row.box_cert.encode(), row.code)
+        session = results.session
         newest = store.newest_results(row.code, session)
-        if newest is not None and newest.made_at > made_at:
+        if newest is not None and newest.made_at > results.made_at:
             raise Denied(
                 409,
                 Refused(
@@ -326,14 +385,16 @@ def _finish(row: store.Room, sha256: str, part: Path, total: int, now: float) ->
         part.unlink()
         store.drop_upload(row.code, sha256)
         raise
-    result = reconcile(used, store.issued_codes(row.code, session))
-    store.expect_files(row.code, files)
-    result["files"] = len(files)
+    result = reconcile(results.codes_used, store.issued_codes(row.code, session))
+    store.expect_files(row.code, results.files)
+    result["files"] = len(results.files)
     final = part.with_suffix(".json")
     os.replace(part, final)
     fsync_dir(final.parent)
     log.info("room %s uploaded results %s, session %d", row.code, sha256[:16], session)
-    return _answer(store.save_upload(row.code, sha256, total, total, now, final, result, (session, made_at)))
+    return _answer(
+        store.save_upload(row.code, sha256, total, total, now, final, result, (session, results.made_at))
+    )
 
 
 def files_listed(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -343,6 +404,7 @@ def files_listed(body: dict[str, Any]) -> list[dict[str, Any]]:
         isinstance(f, dict)
         and isinstance(f.get("path"), str)
         and 0 < len(f["path"]) <= 512
+        and _plain(f["path"])
         and type(f.get("size")) is int
         and 0 <= f["size"] <= MAX_UPLOAD_BYTES
         and isinstance(f.get("sha256"), str)

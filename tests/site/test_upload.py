@@ -4,13 +4,14 @@ packages, and the reconciliation of the authorisation codes the box used."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from kiosk.common.crypto import Identity, make_identity
+from kiosk.common.crypto import Identity, make_identity, sign
 from kiosk.common.signed import seal
 from kiosk.core.errors import Refused
 from kiosk.net.site_client import SiteClient
@@ -166,6 +167,9 @@ def test_results_whose_hash_does_not_match_are_refused_and_dropped(
         (lambda box, tmp: results(make_identity("another box"), tmp, []), "foreign_signer"),
         (lambda box, tmp: results(box, tmp, [], room=LATER_ROOM), "foreign_room"),
         (lambda box, tmp: _flip_a_body_byte(results(box, tmp, [])), "bad_signature"),
+        (lambda box, tmp: _resigned(results(box, tmp, []), claim=False), "foreign_signer"),
+        (lambda box, tmp: _resigned(results(box, tmp, []), claim=True), "bad_signature"),
+        (lambda box, tmp: _signature_moved(box, tmp), "bad_signature"),
         (
             lambda box, tmp: _sealed(box, tmp, {"room_code": ROOM, "session": "1", "codes_used": []}),
             "package_invalid",
@@ -190,6 +194,27 @@ def _sealed(box: Identity, folder: Path, body: dict) -> Path:
     path = folder / "odd-results.json"
     path.write_bytes(seal(box, "results-package", body))
     return path
+
+
+def _resigned(path: Path, claim: bool) -> Path:
+    """The body of a real results package signed by another key, which names itself
+    (`claim=False`) or claims to be the registered box."""
+    forger = make_identity("forger")
+    doc = json.loads(path.read_bytes())
+    doc["sig"] = base64.b64encode(sign(forger, base64.b64decode(doc["body"]))).decode()
+    if not claim:
+        doc["signer"] = forger.fingerprint
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+    return path
+
+
+def _signature_moved(box: Identity, folder: Path) -> Path:
+    """The box's real signature over another body (of another package it signed)."""
+    real, other = results(box, folder, [], pad=100), results(box, folder, [], pad=200)
+    doc = json.loads(other.read_bytes())
+    doc["sig"] = json.loads(real.read_bytes())["sig"]
+    other.write_text(json.dumps(doc, separators=(",", ":")))
+    return other
 
 
 def _flip_a_body_byte(path: Path) -> Path:
