@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.common import verified as usb_copy  # what kiosk.usb.copy re-exports
 from kiosk.core.errors import Refused
-from kiosk.usb import copy as usb_copy
 from kiosk.usb.copy import CHUNK, MiB, copy_files_verified, write_verified
 from kiosk.usb.listing import list_stick
 from tests.usb.conftest import envelope
