@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  xvfb xauth              # a real X screen for the Kivy UI tests
+  xvfb xauth xclip        # a real X screen for the Kivy UI tests (xclip: Kivy's clipboard)
   fonts-noto-cjk fontconfig  # Chinese text
   iproute2                 # network namespaces for multi-host tests
   libmtdev1 libgl1 libgl1-mesa-dri libegl1 libgles2 # Kivy's SDL2 window on Mesa

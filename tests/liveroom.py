@@ -31,8 +31,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class LiveRoom:
-    def __init__(self, folder: Path, pcs: int, **settings: Any) -> None:
+    def __init__(self, folder: Path, pcs: int, clock: Any = None, **settings: Any) -> None:
         self.folder = folder
+        self.clock = clock  # None: the wall clock
         self.count = pcs
         self.settings = load(
             home=str(folder / "box"),
@@ -57,7 +58,7 @@ class LiveRoom:
         identity = await loop.run_in_executor(self.executor, box_identity, self.settings)
         self.network = RoomNetwork(self.settings, identity, self.executor)
         self.service = await loop.run_in_executor(
-            self.executor, build, self.settings, Ports(seats=self.network)
+            self.executor, build, self.settings, Ports(seats=self.network), self.clock
         )
         await self.network.start(self.service)
         await self.op("configure", ROOM, str(self.folder / "answers"), box_ip="127.0.0.1")

@@ -186,6 +186,9 @@ class CandidateLink(Incidents):
             "start": session.actual_start,
             "deadline": deadline,
             "box_time": self.now(),
+            "exam_name": exam.name,
+            "earliest_submit_s": self.policy().earliest_submit_s,
+            "mock": self.policy().mock,
             "subjects_detail": subjects,
             "papers": papers,
             "answers": answers,
@@ -372,6 +375,11 @@ class CandidateLink(Incidents):
                         operator="",
                         detail={k: str(v)[:100] for k, v in detail.items()},
                     )
+                    if ev_kind == "lock_acknowledged" and no:
+                        # 我已知晓 (manual 2.12): the candidate read the notice and goes on.
+                        Candidate.update(locked=False).where(
+                            Candidate.admission_no == no, Candidate.ip == ip
+                        ).execute()
                 else:
                     raise Refused("bad_entry", "日志条目格式错误", f"unknown entry kind {kind!r}")
             except Refused as exc:
