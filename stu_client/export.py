@@ -1,27 +1,35 @@
 """导出作答包: the logged-in candidate's answers as an answer package on a USB stick,
-sealed with the room's package key and signed by this PC's key (docs/formats.md).
+sealed with the room's package key and signed by this PC's key (docs/formats.md), with
+the operation tasks' work files.
 
-It reads only the daemon's state folder (state.json, the journal, the PC key), so it
-works from the answer app, from the daemon, and from `stu-client export` while the
-daemon is dead."""
+It reads only the daemon's state folder (state.json, the journal, the PC key, the work
+files under `work/`), so it works from the answer app, from the daemon, and from
+`stu-client export` while the daemon is dead."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from kiosk.common.crypto import CERT_FILE, KEY_FILE, Identity
 from kiosk.common.errors import Refused
-from kiosk.common.fsutil import write_atomic
-from kiosk.common.signed import seal_answer_package
+from kiosk.common.packages import AnswerFile
+from kiosk.common.signed import MAX_ANSWER_FILES, MAX_ENVELOPE_BYTES, seal_answer_package, valid_file_name
+from kiosk.common.verified import write_verified
 from stu_client.localstore import DaemonState, Journal
+
+WORK_DIR = "work"  # <state dir>/work/<admission_no>/<subject>/<question>/<name>
+MAX_PACKAGE_BYTES = MAX_ENVELOPE_BYTES  # what the box reads at most
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def export_answer_package(state_dir: Path, dest: Path, now: float | None = None) -> Path:
-    """Write the package into `dest` (atomic, read back and compared); its path."""
+    """Write the package into `dest` (free space checked first, written as a `.part`
+    file, read back from the device and compared, then renamed); its path."""
     state_dir, dest = Path(state_dir), Path(dest)
     state = DaemonState.load(state_dir / "state.json")
     if not state.admission_no:
@@ -45,6 +53,7 @@ def export_answer_package(state_dir: Path, dest: Path, now: float | None = None)
         answers = journal.answer_rows(state.admission_no)
     finally:
         journal.close()
+    files = work_files(state_dir / WORK_DIR / state.admission_no, answers)
     raw = seal_answer_package(
         Identity(key_path.read_bytes(), cert_path.read_bytes()),
         key,
@@ -53,15 +62,99 @@ def export_answer_package(state_dir: Path, dest: Path, now: float | None = None)
         admission_no=state.admission_no,
         answers=answers,
         created_at=time.time() if now is None else now,
+        files=files,
     )
+    if len(raw) > MAX_PACKAGE_BYTES:
+        raise Refused(
+            "package_too_large",
+            f"作答包 {len(raw) // 1024**2} MB，超过监考机可读取的 {MAX_PACKAGE_BYTES // 1024**2} MB",
+            f"the package is {len(raw)} bytes",
+        )
     last = max((a["seq"] for a in answers), default=0)
-    target = dest / f"answer-{state.admission_no}-s{state.session}-{last}.json"
+    name = f"answer-{state.admission_no}-s{state.session}-{last}.json"
     try:
-        write_atomic(target, raw)
-        written = target.read_bytes()
-    except OSError as exc:
-        raise Refused("write_failed", f"写入U盘失败：{exc.strerror or exc}", "write failed") from exc
-    if hashlib.sha256(written).digest() != hashlib.sha256(raw).digest():
-        target.unlink(missing_ok=True)
-        raise Refused("verify_failed", "作答包写入后校验失败，请更换U盘重试", "package does not read back")
-    return target
+        return write_verified(dest, name, raw).path  # refuses a stick too small before writing
+    except Refused as exc:
+        if exc.code == "verify_failed":
+            raise Refused("verify_failed", "作答包写入后校验失败，请更换U盘重试", exc.en) from exc
+        raise
+
+
+def _where(subject: str, question: str) -> str:
+    return f"科目 {subject} 第 {question} 题"
+
+
+def work_files(folder: Path, answers: list[dict[str, Any]]) -> list[AnswerFile]:
+    """The files that the candidate's answers list (`{"files": [{name, size, sha256}]}`),
+    read from `folder/<subject>/<question>/<name>` and each checked against its listing:
+    a file changed or gone since the answer app collected it is refused, not exported."""
+    files: list[AnswerFile] = []
+    for a in answers:
+        value, subject, question = a["value"], a["subject"], a["question"]
+        if not isinstance(value, dict) or "files" not in value:
+            continue
+        listing = value["files"]
+        if not _plain_part(subject) or not _plain_part(question) or not _valid_listing(listing):
+            raise Refused(
+                "work_listing_invalid",
+                f"{_where(subject, question)}的作答文件清单无效，无法导出；请在答题程序中重新保存该题",
+                f"bad file listing for {subject}/{question}",
+            )
+        for entry in listing:
+            name, size, sha256 = entry["name"], entry["size"], entry["sha256"]
+            path = folder / subject / question / name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError as exc:
+                raise Refused(
+                    "work_file_missing",
+                    f"{_where(subject, question)}的作答文件「{name}」已不存在，无法导出；"
+                    "请在答题程序中重新保存该题",
+                    f"{path} is gone",
+                ) from exc
+            except OSError as exc:
+                raise Refused(
+                    "read_failed",
+                    f"读取作答文件「{name}」失败：{exc.strerror or exc}",
+                    f"cannot read {path}: {exc}",
+                ) from exc
+            file = AnswerFile(subject, question, name, data)
+            if len(data) != size or file.sha256 != sha256:
+                raise Refused(
+                    "work_file_changed",
+                    f"{_where(subject, question)}的作答文件「{name}」在保存作答后被修改过，无法导出；"
+                    "请在答题程序中重新保存该题",
+                    f"{path} is {len(data)} bytes, sha256 {file.sha256}; the answer lists {size}, {sha256}",
+                )
+            files.append(file)
+    if len(files) > MAX_ANSWER_FILES:
+        raise Refused(
+            "too_many_files",
+            f"作答文件共 {len(files)} 个，超过作答包允许的 {MAX_ANSWER_FILES} 个",
+            "too many files",
+        )
+    return files
+
+
+def _plain_part(part: Any) -> bool:
+    """A folder name that stays inside its parent."""
+    return isinstance(part, str) and valid_file_name(part)
+
+
+def _valid_listing(listing: Any) -> bool:
+    if not isinstance(listing, list):
+        return False
+    names = set()
+    for entry in listing:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and valid_file_name(entry["name"])
+            and type(entry.get("size")) is int
+            and entry["size"] >= 0
+            and isinstance(entry.get("sha256"), str)
+            and _SHA256.fullmatch(entry["sha256"])
+        ) or entry["name"] in names:
+            return False
+        names.add(entry["name"])
+    return True

@@ -230,6 +230,11 @@ MAX_ANSWER_FILES = 1000
 _FILE_NAME = re.compile(r"[^/\\\x00-\x1f:*?\"<>|]{1,128}")
 
 
+def valid_file_name(name: str) -> bool:
+    """A name an answer package may give a file (the box refuses any other)."""
+    return bool(_FILE_NAME.fullmatch(name)) and name not in (".", "..")
+
+
 def _answer_aad(manifest: dict[str, Any]) -> bytes:
     return _canonical({"format": ANSWER_FORMAT, "version": ENVELOPE_VERSION, "manifest": manifest})
 
@@ -353,7 +358,7 @@ def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[An
         length = entry.get("size") if isinstance(entry, dict) else None
         if not ok or type(length) is not int or length < 0 or not _FILE_NAME.fullmatch(entry["name"]):
             raise Refused("package_invalid", "作答包的文件清单无效", f"bad file entry {entry!r:.80}")
-        if entry["name"] in (".", ".."):
+        if not valid_file_name(entry["name"]):
             raise Refused("package_invalid", "作答包的文件名无效", "dot names")
         file = AnswerFile(entry["subject"], entry["question"], entry["name"], view[at : at + length])
         at += length
