@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(folder: Path) -> None:
@@ -26,17 +27,36 @@ def fsync_dir(folder: Path) -> None:
 CHUNK = 1024 * 1024
 
 
+def _open_new(tmp: Path, mode: int | None) -> BinaryIO:
+    if mode is None:
+        return open(tmp, "wb")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
+    try:
+        if hasattr(os, "fchmod"):  # a stale temporary file of the same name keeps its old mode
+            os.fchmod(fd, mode)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def write_atomic(
-    path: str | Path, data: bytes, progress: Callable[[int, int], None] | None = None, sync: bool = True
+    path: str | Path,
+    data: bytes,
+    progress: Callable[[int, int], None] | None = None,
+    sync: bool = True,
+    mode: int | None = None,
 ) -> Path:
     """Write `data` to `path` atomically, reporting bytes written per 1 MiB to `progress`.
 
     `sync=False` leaves the flush to the caller, who writes many files and then makes
-    them durable at once (``os.sync()``)."""
+    them durable at once (``os.sync()``). `mode` (e.g. 0o600 for a secret) is set on the
+    temporary file before any byte is written, so no reader ever sees the data with a
+    wider mode."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with _open_new(tmp, mode) as f:
             for start in range(0, len(data), CHUNK):
                 f.write(data[start : start + CHUNK])
                 if progress is not None:

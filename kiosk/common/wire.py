@@ -67,10 +67,11 @@ def decode(body: bytes) -> dict[str, Any]:
     return msg
 
 
-async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
-    """The next frame; raises IncompleteReadError at the end of the stream."""
+async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> dict[str, Any]:
+    """The next frame; raises IncompleteReadError at the end of the stream, WireError for
+    a frame longer than `limit` bytes (checked before any of it is read)."""
     (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
-    if length > MAX_FRAME:
+    if length > limit:
         raise WireError(f"frame of {length} bytes is too large")
     return decode(await reader.readexactly(length))
 
