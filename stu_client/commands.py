@@ -62,6 +62,7 @@ class Commands:
 
     def _cmd_lock(self, args: dict[str, Any]) -> None:
         self.state.locked, self.state.notice = True, str(args.get("notice") or "")[:MAX_TEXT]
+        self.state.lock_acknowledged = False  # every lock is confirmed anew, a repeated one too
 
     def _cmd_unlock(self, args: dict[str, Any]) -> None:
         self.state.locked, self.state.notice = False, ""
@@ -71,6 +72,8 @@ class Commands:
         if not isinstance(text, str):
             raise CommandFailed("bad_args: text")
         self.state.message = text[:MAX_TEXT]
+        self.state.message_id += 1
+        self.state.message_acknowledged = False
 
     def _cmd_show_seat(self, args: dict[str, Any]) -> None:
         seat = args.get("seat", self.state.seat)

@@ -230,6 +230,7 @@ class DaemonState:
     last_cmd_seq: int = 0
     locked: bool = False
     notice: str = ""
+    lock_acknowledged: bool = False  # the candidate confirmed this lock's notice in the app
     seat: str = ""  # the seat number the box gave at welcome
     seat_shown: str = ""  # the seat number on screen now; "" = hidden
     app_running: bool = False
@@ -239,6 +240,10 @@ class DaemonState:
     room_code: str = ""  # from the login answer: what an exported answer package names
     package_key: str = ""  # base64 of the room's answer-package key, from the login answer
     message: str = ""
+    # +1 at every message command, never reset: an app that acknowledged message n cannot
+    # mistake a later message for it, an initialisation included.
+    message_id: int = 0
+    message_acknowledged: bool = False
     login_allowed: bool = False
     session: Any = None
     exam_start: float | None = None
@@ -265,6 +270,8 @@ class DaemonState:
         state = cls(**{k: v for k, v in raw.items() if k in known})
         if not isinstance(state.last_cmd_seq, int):
             state.last_cmd_seq = 0
+        if not isinstance(state.message_id, int) or isinstance(state.message_id, bool):
+            state.message_id = 0
         return state
 
     def save(self, path: Path) -> None:
@@ -276,6 +283,7 @@ class DaemonState:
         self.room_code = ""
         self.package_key = ""
         self.message = ""
+        self.message_acknowledged = False
         self.auto_login = False
         self.auto_answer = False
         self.login_allowed = False
