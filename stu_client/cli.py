@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -35,12 +37,23 @@ def _export(state: str, dest: str) -> int:
     return 0
 
 
-def _daemon(bundle: str, state: str, bind_ip: str | None) -> int:
+def split_command(text: str) -> list[str]:
+    """`--app-command` as an argument list: shell words; on Windows backslashes are path
+    separators, not escapes, and quotes only group."""
+    if os.name != "nt":
+        return shlex.split(text)
+    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in shlex.split(text, posix=False)]
+
+
+def _daemon(bundle: str, state: str, bind_ip: str | None, app_command: str | None) -> int:
     from stu_client.daemon import BundleError, Daemon
+    from stu_client.platform import SystemBackend, default_app_command
     from stu_client.sim import run_until_signalled
 
+    command = split_command(app_command) if app_command else default_app_command(Path(state))
+    platform = SystemBackend(app_command=command, disk_path=Path(state))
     try:
-        daemon = Daemon(Path(bundle), Path(state), bind_ip=bind_ip)
+        daemon = Daemon(Path(bundle), Path(state), bind_ip=bind_ip, platform=platform)
     except BundleError as exc:
         print(f"客户端配置包无效 / bad client bundle: {exc}", file=sys.stderr)
         return 2
@@ -81,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", required=True, help="监考机导出的客户端配置包文件夹")
     p.add_argument("--state", required=True, help="本机状态文件夹（密钥、作答日志、state.json）")
     p.add_argument("--bind-ip", default=None, help="从此地址连接监考机（默认由系统选择）")
+    p.add_argument(
+        "--app-command",
+        default=None,
+        help="启动考生作答程序的命令（按 shell 规则拆分；默认：本程序的 app 子命令）",
+    )
     p = sub.add_parser("export", help="导出本机考生的作答包到U盘（守护进程未运行时也可用）")
     p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
     p.add_argument("--to", required=True, help="导出位置（U盘上的文件夹）")
@@ -105,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if ns.cmd == "daemon":
-        return _daemon(ns.bundle, ns.state, ns.bind_ip)
+        return _daemon(ns.bundle, ns.state, ns.bind_ip, ns.app_command)
     if ns.mock is not None and not 0 < ns.mock <= 100:
         parser.error("--mock RATE: 每秒 0–100 题")
     return _sim(ns.count, ns.bundle, ns.state, ns.mock)

@@ -115,6 +115,19 @@ class PlatformBackend(Protocol):
 
     def close_app(self) -> None: ...
 
+    def app_alive(self) -> bool:
+        """The answer app started by `start_app` is still running (the daemon restarts it
+        when the box wants it running and it is not)."""
+        ...
+
+
+def default_app_command(state_dir: str | Path) -> list[str]:
+    """How the daemon starts the answer app: `stu-client app --state DIR` of this very
+    installation (the frozen executable is `stu-client` itself)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "app", "--state", str(state_dir)]
+    return [sys.executable, "-m", "stu_client.cli", "app", "--state", str(state_dir)]
+
 
 # -- the real machine -----------------------------------------------------------------
 
@@ -225,6 +238,15 @@ class SystemBackend:
             app.kill()
             app.wait()
 
+    def app_alive(self) -> bool:
+        # poll() also reaps a child that died, so a crashed app leaves no zombie behind.
+        return self._app is not None and self._app.poll() is None
+
+    @property
+    def app_pid(self) -> int | None:
+        """The running answer app's process id, for logs and tests."""
+        return self._app.pid if self.app_alive() and self._app is not None else None
+
     def probe(self) -> dict[str, Any]:
         return {
             "os": describe_os(),
@@ -278,6 +300,14 @@ class RecordingBackend:
 
     def close_app(self) -> None:
         self.calls.append("close_app")
+        self.app_running = False
+
+    def app_alive(self) -> bool:
+        return self.app_running
+
+    def app_died(self) -> None:
+        """Tests: the answer app crashes (nothing is recorded in `calls`: the daemon did
+        not ask for it)."""
         self.app_running = False
 
     def probe(self) -> dict[str, Any]:
