@@ -1,6 +1,7 @@
 """The exam-PC daemon (docs/network.md): answers the box's signed seat scan, holds the
-pinned TLS link to the box (hello, heartbeats, commands, journal sync, requests) and
-keeps what must survive a restart in its state folder.
+pinned TLS link to the box (hello, heartbeats, commands, journal sync, requests), keeps
+what must survive a restart in its state folder, serves the answer app's local API
+(appapi.py) and restarts the app when it dies while the box wants it running.
 
 Everything runs on one asyncio loop; the journal is written synchronously (FULL) from
 the loop, which is what "saved" means to a candidate."""
@@ -19,6 +20,8 @@ from typing import Any
 
 from kiosk.common import wire
 from kiosk.common.crypto import client_context, load_or_make_identity, peer_fingerprint, verify_signature
+from kiosk.common.errors import Refused
+from stu_client.appapi import AppApiServer
 from stu_client.bundle import Bundle, BundleError, load_bundle
 from stu_client.commands import MAX_TEXT, Applied, CommandFailed, Commands, as_int, as_num
 from stu_client.localstore import DaemonState, Journal
@@ -26,6 +29,7 @@ from stu_client.platform import (
     PlatformBackend,
     SystemBackend,
     daemon_version,
+    default_app_command,
     describe_os,
     local_ipv4s,
     mac_towards,
@@ -106,7 +110,9 @@ class Daemon:
         self.state_dir = Path(state_dir)
         self.bind_ip = bind_ip
         self.hostname = hostname or socket.gethostname()
-        self.platform: PlatformBackend = platform or SystemBackend(disk_path=self.state_dir)
+        self.platform: PlatformBackend = platform or SystemBackend(
+            app_command=default_app_command(self.state_dir), disk_path=self.state_dir
+        )
         self.scan_port = scan_port if scan_port is not None else self.bundle.scan_port
         self.control_port = control_port if control_port is not None else self.bundle.control_port
         self.identity = load_or_make_identity(self.state_dir, "pc", self.hostname)
@@ -116,6 +122,7 @@ class Daemon:
         self.journal = Journal(self.state_dir / "journal.db")
         self.request_timeout = REQUEST_TIMEOUT_S
         self.backoff_first_s, self.backoff_cap_s = BACKOFF_FIRST_S, BACKOFF_CAP_S
+        self.journal_poll_s = self.bundle.heartbeat_s
 
         # What tests and the simulated fleet look at.
         self.online = False
@@ -127,6 +134,8 @@ class Daemon:
         self.last_error = ""
         self.scans_answered = 0
         self.scans_ignored = 0
+        self.app_restarts = 0  # answer-app processes started again by the supervisor
+        self.app_checks = 0  # supervisor rounds, so a test can see one that did nothing
 
         self._listeners: list[Listener] = []
         self.commands = Commands(self.state, self.journal, self.platform)
@@ -144,6 +153,8 @@ class Daemon:
         self._link_now = asyncio.Event()  # set by the box's signed "link now" datagram
         self._tick = asyncio.Event()  # replaced at every change that waiters may await
         self._started = False
+        self.app_api = AppApiServer(self)
+        self._supervisor: asyncio.Task[None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -156,16 +167,22 @@ class Daemon:
         self._ssl = client_context(self.identity, self.bundle.box_cert_pem)
         wire.small_tls_buffers()  # a simulated fleet holds hundreds of links in one process
         try:
+            await self.app_api.start()
             await self._start_scan()
         except BaseException:
             await self.stop()
             raise
         self._link_task = asyncio.create_task(self._link_loop(), name=f"link {self.hostname}")
+        self._supervisor = asyncio.create_task(self._supervise_app(), name=f"app watch {self.hostname}")
         log.info("daemon %s started (fingerprint %s…)", self.hostname, self.fingerprint[:16])
 
     async def stop(self) -> None:
         self._stopping = True
         self._resume.set()
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:  # first: an app is never started by a daemon going away
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
         task, self._link_task = self._link_task, None
         if task is not None:
             task.cancel()
@@ -175,6 +192,7 @@ class Daemon:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise  # stop() itself was cancelled, not only the link task
+        await self.app_api.stop()  # before the journal closes: a push reads acked_upto
         if self._scan_transport is not None:
             self._scan_transport.close()
             self._scan_transport = None
@@ -200,6 +218,7 @@ class Daemon:
     def _notify(self) -> None:
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
+        self.app_api.changed()  # every change a waiter may await is one the app may show
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Until `predicate()` holds, re-checked at every link, journal or state change."""
@@ -240,6 +259,41 @@ class Daemon:
 
     def acked_upto(self) -> int:
         return self.journal.acked_upto()
+
+    def wake_sync(self) -> None:
+        """The answer app wrote journal rows itself: send them now, not at the next poll."""
+        self._journal_wake.set()
+
+    def acknowledge_lock(self) -> None:
+        """我已知晓 on the lock screen: journalled for the box's candidate log, then kept in
+        state.json (a second tap records nothing more)."""
+        if not self.state.locked:
+            raise Refused("not_locked", "本机当前未被锁定", "the PC is not locked")
+        if self.state.lock_acknowledged:
+            return
+        # The event first: a crash in between shows the lock again and records it twice,
+        # never an acknowledgement the box does not hear of.
+        self.record_event(self.state.admission_no, "lock_acknowledged", {"notice": self.state.notice})
+        self.state.lock_acknowledged = True
+        self._save_state()
+
+    def acknowledge_message(self, message_id: int | None = None) -> None:
+        """The candidate read the officer's message; `message_id`, when given, must be the
+        latest (a newer message that came meanwhile is not acknowledged unread)."""
+        if not self.state.message:
+            raise Refused("no_message", "没有需要确认的消息", "there is no message to acknowledge")
+        if message_id is not None and message_id != self.state.message_id:
+            raise Refused(
+                "stale_message",
+                "监考员已发送新的消息，请先阅读",
+                f"message {message_id} is not the latest ({self.state.message_id})",
+            )
+        if self.state.message_acknowledged:
+            return
+        detail = {"message_id": self.state.message_id}
+        self.record_event(self.state.admission_no, "message_acknowledged", detail)
+        self.state.message_acknowledged = True
+        self._save_state()
 
     async def request(self, op: str, /, **args: Any) -> dict[str, Any]:
         """Ask the box's room service; BoxRefused when it says no, ConnectionError when
@@ -508,9 +562,10 @@ class Daemon:
             self._journal_wake.clear()
             entries = self.journal.unacked(JOURNAL_BATCH)
             if not entries:
-                # Woken by save_answer; the poll finds rows another process wrote.
+                # Woken by save_answer or the app's wake; the poll finds rows another
+                # process wrote without a wake (the app while this daemon was down).
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.bundle.heartbeat_s):
+                    async with asyncio.timeout(self.journal_poll_s):
                         await self._journal_wake.wait()
                 continue
             last = entries[-1]["seq"]
@@ -564,6 +619,10 @@ class Daemon:
         # The box's view of the lock wins over what this PC remembered.
         locked, notice = bool(msg.get("locked")), str(msg.get("notice") or "")[:MAX_TEXT]
         changed = (locked, notice) != (self.state.locked, self.state.notice)
+        if locked and changed:
+            # A lock missed while offline, or another notice: not confirmed yet. The same
+            # lock again keeps the confirmation; after an unlock the flag means nothing.
+            self.state.lock_acknowledged = False
         self.state.locked, self.state.notice = locked, notice
         self._save_state()
         if changed:
@@ -623,3 +682,31 @@ class Daemon:
 
     def _save_state(self) -> None:
         self.state.save(self.state_path)
+        self._notify()  # a login's bookkeeping, say, is shown to the app as it is saved
+
+    # -- the answer app -----------------------------------------------------------------
+
+    async def _supervise_app(self) -> None:
+        """Every heartbeat: while the box wants the answer app running (start_client, not
+        closed since, remembered across restarts) and it is not, start it again."""
+        failing = False
+        while True:
+            self.app_checks += 1
+            if self.state.app_running and not self.platform.app_alive():
+                try:
+                    self.platform.start_app()
+                except OSError as exc:
+                    log.debug("%s: starting the answer app failed: %s", self.hostname, exc)
+                if self.platform.app_alive():
+                    failing = False
+                    self.app_restarts += 1
+                    log.warning(
+                        "%s: the answer app was not running; started it again (%d so far)",
+                        self.hostname,
+                        self.app_restarts,
+                    )
+                elif not failing:  # once per outage: it is retried every heartbeat
+                    failing = True
+                    log.error("%s: the answer app is not running and cannot be started", self.hostname)
+            self._notify()
+            await asyncio.sleep(self.bundle.heartbeat_s)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stu_client.daemon import BoxRefused, Daemon
-from stu_client.platform import RecordingBackend
+from stu_client.platform import PlatformBackend, RecordingBackend
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +32,28 @@ class SimFleet:
         control_port: int | None = None,
         submit_on_collect: bool = True,
     ) -> None:
-        base = ipaddress.IPv4Address(first_ip)
+        self._base = ipaddress.IPv4Address(first_ip)
+        self.bundle_dir = Path(bundle_dir)
         self.state_root = Path(state_root)
-        self.daemons: list[Daemon] = []
-        for i in range(count):
-            hostname = f"KS-{i + 1:03d}"
-            self.daemons.append(
-                Daemon(
-                    Path(bundle_dir),
-                    self.state_root / hostname,
-                    bind_ip=str(base + i),
-                    hostname=hostname,
-                    platform=RecordingBackend(),
-                    scan_port=scan_port,
-                    control_port=control_port,
-                )
-            )
+        self._ports = (scan_port, control_port)
+        self.daemons = [self._daemon(i, RecordingBackend()) for i in range(count)]
         self.submit_on_collect = submit_on_collect
         self._rng = random.Random(20260601)
         self._tasks: set[asyncio.Task[Any]] = set()
-        for i, d in enumerate(self.daemons):
-            d.add_listener(lambda event, data, i=i: self._on_event(i, event, data))
+
+    def _daemon(self, i: int, platform: PlatformBackend) -> Daemon:
+        hostname = f"KS-{i + 1:03d}"
+        d = Daemon(
+            self.bundle_dir,
+            self.state_root / hostname,
+            bind_ip=str(self._base + i),
+            hostname=hostname,
+            platform=platform,
+            scan_port=self._ports[0],
+            control_port=self._ports[1],
+        )
+        d.add_listener(lambda event, data: self._on_event(i, event, data))
+        return d
 
     def __len__(self) -> int:
         return len(self.daemons)
@@ -69,6 +70,16 @@ class SimFleet:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(d.stop() for d in self.daemons))
+
+    async def restart(self, i: int, platform: PlatformBackend | None = None) -> Daemon:
+        """PC i's daemon stopped (if it runs) and a new one started on the same state
+        folder, as after a crash: same key and journal, a new app API port and token.
+        `platform` replaces the PC's backend (default: the same one)."""
+        old = self.daemons[i]
+        await old.stop()
+        self.daemons[i] = self._daemon(i, platform or old.platform)
+        await self.daemons[i].start()
+        return self.daemons[i]
 
     async def wait_all_online(self, timeout: float = 30.0) -> None:
         await asyncio.gather(*(d.wait_online(timeout) for d in self.daemons))
