@@ -6,7 +6,9 @@ is in test_packages.py and test_signed.py.)"""
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.common import signed
-from kiosk.common.crypto import make_identity
+from kiosk.common.crypto import make_identity, sign
 from kiosk.common.packages import (
     AUTH_FORMAT,
     EXAM_FORMAT,
@@ -155,3 +157,30 @@ def test_a_flipped_byte_anywhere_is_refused(name, data):
     at = data.draw(st.integers(0, len(raw) - 1))
     raw[at] ^= data.draw(st.integers(1, 255))
     assert read_or_refuse(FORMATS[name], bytes(raw)) is None
+
+
+ENVELOPE_FORMATS = {"exam package": EXAM_FORMAT, "authorisation": AUTH_FORMAT,
+                    "answer package": "answer-package", "room sheet": "room-sheet"}  # fmt: skip
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def signed_bytes(name: str, body: bytes) -> bytes:
+    """An envelope of format `name` whose signed body is `body`, whatever it holds."""
+    signer = PC if name == "answer package" else SITE
+    envelope = {
+        "format": ENVELOPE_FORMATS[name],
+        "version": 2,
+        "signer": signer.fingerprint,
+        "body": base64.b64encode(body).decode(),
+        "sig": base64.b64encode(sign(signer, body)).decode(),
+    }
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    return raw + b"\n" + ANSWER_TAIL if name == "answer package" else raw
+
+
+@each_format
+@pytest.mark.parametrize("inside", ["envelope", "signed body"])
+def test_json_nested_deeper_than_the_parser_goes_is_refused(name, inside):
+    """A file of "[[[[…" made the JSON parser raise RecursionError, not a refusal."""
+    raw = DEEP if inside == "envelope" else signed_bytes(name, DEEP)
+    assert read_or_refuse(FORMATS[name], raw) is None
