@@ -558,6 +558,8 @@ def test_unacked_entries_are_sent_again_after_the_link_drops(tmp_path):
         await daemon.wait_synced(T)
         assert room.fake.connections == 2
 
+    with_room(tmp_path, body)
+
 
 def test_an_entry_saved_locally_survives_a_daemon_restart_and_reaches_the_box(tmp_path):
     async def main() -> None:
