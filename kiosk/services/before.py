@@ -44,6 +44,22 @@ def _local(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def read_package_file(path: str, limit: int, what_zh: str) -> bytes:
+    """A package file from a stick or a folder: missing, too large or unreadable (a
+    stick pulled out) is refused with the reason, before anything is parsed."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise Refused("file_not_found", f"找不到{what_zh}文件：{path}", f"no such file {path}")
+        if p.stat().st_size > limit:
+            raise Refused("file_too_large", f"文件过大，不是{what_zh}", f"{path} is over {limit} bytes")
+        return p.read_bytes()
+    except OSError as exc:
+        raise Refused(
+            "read_failed", f"读取{what_zh}失败：{exc.strerror or exc}", f"cannot read {path}: {exc}"
+        ) from exc
+
+
 class BeforeExam(Seats):
     # -- 1 parameters ---------------------------------------------------------------
 
@@ -272,14 +288,10 @@ class BeforeExam(Seats):
         code = registration_code or cfg.registration_code
         if not code:
             raise Refused("registration_code_missing", "请输入考场注册码", "no registration code")
-        p = Path(path)
-        if not p.is_file():
-            raise Refused("file_not_found", f"找不到文件：{path}", f"no such file {path}")
-        if p.stat().st_size > 1024**2:
-            raise Refused("file_too_large", "文件过大，不是考点信息表", "file too large")
-        sheet = read_room_sheet(p.read_bytes(), code, cfg.room_code)  # refuses before any write
+        raw = read_package_file(path, 1024**2, "考点信息表")
+        sheet = read_room_sheet(raw, code, cfg.room_code)  # refuses before any write
         with self.tx():
-            return self._pin(sheet, p.name)
+            return self._pin(sheet, Path(path).name)
 
     def _pin(self, sheet: RoomSheet, source: str) -> dict[str, Any]:
         """Pin the sheet's site certificate (inside the caller's transaction)."""
@@ -319,12 +331,7 @@ class BeforeExam(Seats):
 
     def exam_import(self, path: str) -> dict[str, Any]:
         self.require_config()
-        p = Path(path)
-        if not p.is_file():
-            raise Refused("file_not_found", f"找不到文件：{path}", f"no such file {path}")
-        if p.stat().st_size > 512 * 1024**2:
-            raise Refused("file_too_large", "文件过大，不是考务数据包", "file too large")
-        return self._load_exam(p.read_bytes(), p.name)
+        return self._load_exam(read_package_file(path, 512 * 1024**2, "考务数据"), Path(path).name)
 
     def _load_exam(self, raw: bytes, source: str) -> dict[str, Any]:
         cfg = self.require_config()

@@ -16,6 +16,7 @@ from kiosk.core import codes, timeline
 from kiosk.core.codes import Purpose
 from kiosk.core.errors import Refused
 from kiosk.services.base import ServiceBase, dumps
+from kiosk.services.before import read_package_file
 from kiosk.store.models import (
     Candidate,
     Challenge,
@@ -131,12 +132,7 @@ class DuringExam(ServiceBase):
         cfg = self.require_config()
         session = self.current_session()
         if path:
-            p = Path(path)
-            if not p.is_file() or p.stat().st_size > 1024**2:
-                raise Refused(
-                    "file_not_found", f"找不到考试授权文件：{path}", f"no authorisation file {path}"
-                )
-            raw, source = p.read_bytes(), p.name
+            raw, source = read_package_file(path, 1024**2, "考试授权"), Path(path).name
         else:
             if not cfg.site_mode:
                 raise Refused("not_site_mode", "未开启考点模式，请从U盘导入考试授权", "site mode is off")

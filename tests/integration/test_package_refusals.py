@@ -282,3 +282,30 @@ def test_refused_packages_on_a_stick_leave_no_trace_and_the_same_stick_again_cha
     again = room.import_answers_all(str(stick))
     assert again["newer"] == 0 and len(again["refused"]) == 2
     assert snapshot(room) == after, "the same stick again: not even an event"
+
+
+# -- files that cannot be read -----------------------------------------------------------------
+
+
+def test_missing_too_large_or_unreadable_package_files_are_refused_with_the_reason(
+    entered, exam_files, tmp_path, monkeypatch
+):
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(1024**2 + 1)  # sparse: larger than any authorisation
+    refused_unchanged(entered, "file_not_found", entered.authorise, str(tmp_path / "none.json"))
+    refused_unchanged(entered, "file_too_large", entered.authorise, str(big))
+    code = exam_files.registration_code
+    refused_unchanged(entered, "file_too_large", entered.room_sheet_import, str(big), code)
+
+    def pulled_out(self: Path) -> bytes:  # the stick went away between the listing and the read
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_bytes", pulled_out)
+    for operation, args in (
+        (entered.authorise, ()),
+        (entered.exam_import, ()),
+        (entered.room_sheet_import, (code,)),
+    ):
+        err = refused_unchanged(entered, "read_failed", operation, str(exam_files.auth[1]), *args)
+        assert "Input/output error" in err.zh
