@@ -90,7 +90,7 @@ class CandidateSession:
         return core.step(self.daemon, self.progress, self.box_now())
 
     def remaining_s(self) -> float | None:
-        return core.remaining_s(self.daemon, self.progress.admission_no, self.box_now())
+        return core.remaining_s(self.daemon, self.progress, self.box_now())
 
     def may_submit(self) -> bool:
         earliest = core.earliest_submit(self.progress.view, self.daemon)
@@ -165,7 +165,13 @@ class CandidateSession:
         """我已阅读 once the exam has started on the box: 已登录 → 考试中."""
         if self.progress.view.get("state") == "in_exam":
             return
-        view = await self._request("begin")
+        try:
+            view = await self._request("begin")
+        except ActionRefused as exc:
+            if exc.code != "already_in_exam":  # a begin whose answer the app did not live to see
+                raise
+            self.last_error = ""
+            view = {"state": "in_exam"}
         self.progress.view = {**self.progress.view, **view}
         self._save()
 

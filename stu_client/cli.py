@@ -83,6 +83,25 @@ def _sim(count: int, bundle: str, state: str | None, mock_rate: float | None) ->
     return 0
 
 
+def _app(state: str, window: str) -> int:
+    from kiosk.common.fonts import NoChineseFont
+    from stu_client.ui.app import run
+
+    size = None
+    if window:
+        try:
+            w, h = (int(v) for v in window.lower().split("x"))
+        except ValueError:
+            print("--window 应为 宽x高，例如 1366x768", file=sys.stderr)
+            return 2
+        size = (w, h)
+    try:
+        return run(Path(state), kiosk=size is None, size=size)
+    except NoChineseFont as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stu-client", description="考试机客户端")
     logs = argparse.ArgumentParser(add_help=False)
@@ -99,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="启动考生作答程序的命令（按 shell 规则拆分；默认：本程序的 app 子命令）",
     )
+    p = sub.add_parser("app", parents=[logs], help="运行考生作答程序（全屏；由守护进程启动）")
+    p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
+    p.add_argument("--window", default="", metavar="WxH", help="以窗口方式运行（调试用），例如 1366x768")
     p = sub.add_parser("export", help="导出本机考生的作答包到U盘（守护进程未运行时也可用）")
     p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
     p.add_argument("--to", required=True, help="导出位置（U盘上的文件夹）")
@@ -122,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if ns.cmd == "app":
+        return _app(ns.state, ns.window)
     if ns.cmd == "daemon":
         return _daemon(ns.bundle, ns.state, ns.bind_ip, ns.app_command)
     if ns.mock is not None and not 0 < ns.mock <= 100:

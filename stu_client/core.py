@@ -260,13 +260,28 @@ def step(daemon: Mapping[str, Any], progress: Progress, box_now: float) -> Step:
     return Step.ANSWERING
 
 
-def remaining_s(daemon: Mapping[str, Any], admission_no: str, box_now: float) -> float | None:
-    """Seconds left for this candidate by the box's deadline (extra time included); None
-    before the box has given one."""
+def remaining_s(daemon: Mapping[str, Any], progress: Progress, box_now: float) -> float | None:
+    """Seconds left for this candidate by the box's deadline (extra time included): the
+    latest one the box sent (an extra-time grant), else the one in its answer to the
+    login or the start, else the start plus the longest subject; None before the start."""
     deadline = daemon.get("deadline")
-    if not isinstance(deadline, int | float) or daemon.get("deadline_for") not in ("", admission_no):
-        return None
+    if not _num(deadline) or daemon.get("deadline_for") not in ("", progress.admission_no):
+        deadline = progress.view.get("deadline")
+    if not _num(deadline):
+        start, durations = daemon.get("exam_start"), [d.get("duration_s") for d in _details(progress.view)]
+        if not _num(start) or not durations or not all(_num(x) for x in durations):
+            return None
+        deadline = start + max(durations)
     return max(0.0, deadline - box_now)
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _details(view: Mapping[str, Any]) -> list[dict[str, Any]]:
+    details = view.get("subjects_detail")
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
 
 
 def warnings_crossed(before: float | None, after: float | None) -> list[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None) -> None:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
+        # Without a display Kivy's SDL silently renders offscreen: fail visibly instead.
+        os.environ.setdefault("SDL_VIDEODRIVER", "x11")
     from kivy.config import Config
 
     Config.set("kivy", "exit_on_escape", "0")

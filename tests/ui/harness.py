@@ -5,13 +5,23 @@ screen to change. The app runs on the test's asyncio loop with the box and the d
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from kiosk.common.clock import ManualClock
+from kiosk.site.inputs import CandidateSpec
+from kiosk.site.mock import author_site, build_default_exam, build_exam_from, default_bank
+from tests.liveroom import ROOM, LiveRoom
+
 T = 10.0  # every wait's timeout
+T0 = time.time()  # the box clock starts at the PCs' time (the environment check compares them)
 
 
 def walk(widget: Any) -> Iterator[Any]:
@@ -100,27 +110,121 @@ def _topmost(widget: Any) -> bool:
 
 
 def shoot(folder: Path, name: str) -> Path:
-    """A screenshot of the window as `<folder>/<name>.png` (Kivy appends a number)."""
+    """A screenshot of the window as `<folder>/<name>.png`. Rows are read with a pack
+    alignment of 1: Kivy's own screenshot shears widths that are not a multiple of 4
+    (1366)."""
     from kivy.core.window import Window
+    from kivy.graphics.opengl import GL_PACK_ALIGNMENT, GL_RGB, GL_UNSIGNED_BYTE, glPixelStorei, glReadPixels
 
     folder.mkdir(parents=True, exist_ok=True)
-    written = Window.screenshot(name=str(folder / f"{name}.png"))
+    width, height = (int(v) for v in Window.size)
+    glPixelStorei(GL_PACK_ALIGNMENT, 1)
+    data = glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE)
+    row = width * 3
+    rows = b"".join(b"\x00" + data[y * row : (y + 1) * row] for y in range(height - 1, -1, -1))
     target = folder / f"{name}.png"
-    Path(written).replace(target)
+    target.write_bytes(_png(width, height, rows))
     return target
 
 
-def debug(text: str) -> list[Any]:
-    from kivy.core.window import Window
+def _png(width: int, height: int, filtered_rows: bytes) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return [
-        (
-            type(w).__name__,
-            w.disabled,
-            w.width,
-            w.get_root_window() is not None,
-            _topmost(w),
-            type(Window.children[0]).__name__,
-        )
-        for w in find(text)
-    ]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(filtered_rows, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+@asynccontextmanager
+async def exam_room(tmp: Path, mock: bool = False, both: bool = False) -> AsyncIterator[tuple[LiveRoom, Any]]:
+    """A box with two seated PCs and session 1 entered and authorised (login not yet
+    allowed); `both`: each candidate sits the theory and the operation subject."""
+    clock = ManualClock(T0)
+    async with LiveRoom(tmp, 2, clock=clock) as room:
+        await room.seat_all()
+        if both:
+            people = [
+                CandidateSpec(f"19011999999001100{n}", name, "女", "身份证", "", ("T01", "P01"), 1)
+                for n, name in ((1, "林晓雯"), (2, "周子航"))
+            ]
+            exam = build_exam_from(default_bank(), people, room_code=ROOM, first_start=T0 + 3600, mock=mock)
+        else:
+            exam = build_default_exam(
+                room_code=ROOM, first_start=T0 + 3600, candidates_per_session=2, mock=mock
+            )
+        exam.package["exam"]["policy"].update(countdown_s=30)
+        files = author_site(tmp / "site", [exam]).rooms[ROOM]
+        env = await room.op("envcheck")
+        assert not env["failed"], env
+        await room.op("room_sheet_import", str(files.sheet), files.registration_code)
+        await room.op("exam_import", str(files.package))
+        assert (await room.op("seal_check"))["passed"]
+        await room.op("session_enter", 1, "张三", "15000000001", "李四", "15000000002")
+        clock.set(T0 + 3600 - 1200)  # the authorisation's window
+        await room.op("authorise", str(files.authorisations[1]))
+        yield room, clock
+
+
+@asynccontextmanager
+async def answer_app(state_dir: Path) -> AsyncIterator[Any]:
+    from stu_client.ui.app import build_app_class
+
+    app = build_app_class()(state_dir)
+    task = asyncio.create_task(app.run_async())
+    try:
+        await until(lambda: app.root is not None and app.link.connected, what="the app linked to its daemon")
+        yield app
+    finally:
+        app.stop()
+        await task
+
+
+def chosen() -> list[str]:
+    return sorted(b.letter for b in find(cls="OptionButton") if b.chosen)
+
+
+async def showing(app: Any, key: tuple[str, str]) -> None:
+    panel = app.root.ids.screens.get_screen("answering").ids.panel
+    await until(lambda: panel.question is not None and panel.question.key == key, what=f"question {key}")
+
+
+def candidates(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["admission_no"]: c for c in status["session"]["candidates"]}
+
+
+async def log_in(app: Any, admission_no: str) -> None:
+    await screen(app, "login")
+    field = one(cls="TextInput")
+    for digit in admission_no:  # by the on-screen number pad, as on a touch screen
+        await press(digit)
+    assert field.text == admission_no
+    await press("登 录")
+    await screen(app, "confirm")
+
+
+def stored_on_box(room: LiveRoom, admission_no: str) -> dict[tuple[str, str], Any]:
+    from kiosk.common.models import Answer
+
+    def read() -> dict[tuple[str, str], Any]:
+        rows = Answer.select().where(Answer.admission_no == admission_no)
+        return {(a.subject, a.question): json.loads(a.value) for a in rows}
+
+    return room.executor.submit(read).result()
+
+
+def box_status(room: LiveRoom) -> dict[str, Any]:
+    """The room status read on the service thread from a synchronous predicate."""
+    return room.executor.submit(room.service.status).result()
+
+
+async def settle(frames: int = 3) -> None:
+    """Until the window has drawn a few more frames: what changed is on screen."""
+    from kivy.clock import Clock
+
+    target = Clock.frames_displayed + frames
+    await until(lambda: Clock.frames_displayed >= target, what="frames drawn")

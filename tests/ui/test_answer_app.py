@@ -5,21 +5,27 @@ driven by simulated touches through the whole candidate journey."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kiosk.common.clock import ManualClock
-from kiosk.site.mock import author_site, build_default_exam
-from tests.liveroom import ROOM, LiveRoom
-from tests.ui.harness import find, one, press, screen, until
-
-T0 = time.time()  # the box clock starts at the PCs' time (the environment check compares them)
+from tests.ui.harness import (
+    T0,
+    answer_app,
+    box_status,
+    candidates,
+    chosen,
+    exam_room,
+    find,
+    log_in,
+    one,
+    press,
+    screen,
+    showing,
+    stored_on_box,
+    until,
+)
 
 
 def run(coro: Any) -> None:
@@ -28,63 +34,6 @@ def run(coro: Any) -> None:
             await coro
 
     asyncio.run(main())
-
-
-@asynccontextmanager
-async def exam_room(tmp: Path, mock: bool = False) -> AsyncIterator[tuple[LiveRoom, Any]]:
-    """A box with two seated PCs and session 1 entered and authorised (login not yet allowed)."""
-    clock = ManualClock(T0)
-    async with LiveRoom(tmp, 2, clock=clock) as room:
-        await room.seat_all()
-        exam = build_default_exam(room_code=ROOM, first_start=T0 + 3600, candidates_per_session=2, mock=mock)
-        exam.package["exam"]["policy"].update(countdown_s=30)
-        files = author_site(tmp / "site", [exam]).rooms[ROOM]
-        env = await room.op("envcheck")
-        assert not env["failed"], env
-        await room.op("room_sheet_import", str(files.sheet), files.registration_code)
-        await room.op("exam_import", str(files.package))
-        assert (await room.op("seal_check"))["passed"]
-        await room.op("session_enter", 1, "张三", "15000000001", "李四", "15000000002")
-        clock.set(T0 + 3600 - 1200)  # the authorisation's window
-        await room.op("authorise", str(files.authorisations[1]))
-        yield room, clock
-
-
-@asynccontextmanager
-async def answer_app(state_dir: Path) -> AsyncIterator[Any]:
-    from stu_client.ui.app import build_app_class
-
-    app = build_app_class()(state_dir)
-    task = asyncio.create_task(app.run_async())
-    try:
-        await until(lambda: app.root is not None and app.link.connected, what="the app linked to its daemon")
-        yield app
-    finally:
-        app.stop()
-        await task
-
-
-def chosen() -> list[str]:
-    return sorted(b.letter for b in find(cls="OptionButton") if b.chosen)
-
-
-async def showing(app: Any, key: tuple[str, str]) -> None:
-    panel = app.root.ids.screens.get_screen("answering").ids.panel
-    await until(lambda: panel.question is not None and panel.question.key == key, what=f"question {key}")
-
-
-def candidates(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["admission_no"]: c for c in status["session"]["candidates"]}
-
-
-async def log_in(app: Any, admission_no: str) -> None:
-    await screen(app, "login")
-    field = one(cls="TextInput")
-    for digit in admission_no:  # by the on-screen number pad, as on a touch screen
-        await press(digit)
-    assert field.text == admission_no
-    await press("登 录")
-    await screen(app, "confirm")
 
 
 @pytest.mark.slow
@@ -115,7 +64,9 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             await room.op("allow_start")  # the countdown runs in full: the start is 30 s away
             clock.advance(31)  # the countdown; the box's heartbeat carries its clock
             await screen(app, "answering")
-            await until(lambda: candidates(_sync(room))[no]["state"] == "in_exam", what="in exam on the box")
+            await until(
+                lambda: candidates(box_status(room))[no]["state"] == "in_exam", what="in exam on the box"
+            )
 
             # Single choice: tap B; saved, then synced, then on the box.
             q1 = app.session.question()
@@ -150,12 +101,12 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             await press("我已知晓")
             await until(lambda: not find(cls="LockOverlay"), what="lock lifted")
             await until(
-                lambda: not candidates(_sync(room))[no]["locked"], what="box sees the acknowledgement"
+                lambda: not candidates(box_status(room))[no]["locked"], what="box sees the acknowledgement"
             )
 
             # A raised hand shows on the box; a message from the box shows in a banner.
             await press("举手")
-            await until(lambda: candidates(_sync(room))[no].get("hand_raised"), what="hand on the box")
+            await until(lambda: candidates(box_status(room))[no].get("hand_raised"), what="hand on the box")
             await room.op("message", "请注意考试时间", [no])
             await until(lambda: find(contains="请注意考试时间"), what="message banner")
 
@@ -192,18 +143,3 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             assert box_answers == local and local[q1.key] == "B" and local[judge.key] is True
 
     run(body())
-
-
-def stored_on_box(room: LiveRoom, admission_no: str) -> dict[tuple[str, str], Any]:
-    from kiosk.common.models import Answer
-
-    def read() -> dict[tuple[str, str], Any]:
-        rows = Answer.select().where(Answer.admission_no == admission_no)
-        return {(a.subject, a.question): json.loads(a.value) for a in rows}
-
-    return room.executor.submit(read).result()
-
-
-def _sync(room: LiveRoom) -> dict[str, Any]:
-    """The room status read on the service thread from a synchronous predicate."""
-    return room.executor.submit(room.service.status).result()
