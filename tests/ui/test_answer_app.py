@@ -143,3 +143,66 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             assert box_answers == local and local[q1.key] == "B" and local[judge.key] is True
 
     run(body())
+
+
+@pytest.mark.slow
+def test_resume_elsewhere_extra_time_warnings_export_and_the_submission_at_zero(
+    tmp_path: Path, xdisplay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stick = tmp_path / "media" / "stick"
+    stick.mkdir(parents=True)
+    monkeypatch.setenv("STU_USB_ROOTS", str(tmp_path / "media"))
+    monkeypatch.setenv("STU_USB_FOLDERS", "1")
+
+    async def body() -> None:
+        async with exam_room(tmp_path) as (room, clock):
+            await room.op("allow_login")
+            no = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
+            async with answer_app(room.fleet[0].state_dir) as app:
+                await log_in(app, no)
+                for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
+                    await press(button)
+                clock.set(T0 + 3600 - 10)
+                await room.op("allow_start")
+                clock.advance(31)
+                await screen(app, "answering")
+                await press(contains="C．")
+                await until(lambda: app.save_line == "已同步", what="synced")
+                first = app.session.current
+
+                # 导出作答包 from the app: a package the box would take, on the stick.
+                await press("导出作答包")
+                await until(lambda: list(stick.glob("answer-*.json")), what="answer package on the stick")
+
+                # Break-resume: the box forces the candidate out of this PC, with the reason.
+                situation = (await room.op("situation_types"))[0]
+                await room.op("resume", [no], situation, "考试机故障", "李四", confirm_online=True)
+                await screen(app, "login")
+                await until(lambda: find(contains="监考员") or app.logout_reason, what="the reason")
+
+            # ... and logs in at the other PC: every answer and the box's remaining time.
+            async with answer_app(room.fleet[1].state_dir) as app:
+                await log_in(app, no)
+                await press("信息无误")
+                await screen(app, "answering")
+                assert app.session.answers[first] == "C"
+                box = candidates(box_status(room))[no]
+                assert app.session.remaining_s() == pytest.approx(box["remaining_s"], abs=3)
+
+                # Extra time moves the end; the warnings come at 15 and 5 minutes; at zero
+                # the app hands in by itself.
+                before = app.session.remaining_s()
+                await room.op("extra_time", no, 300, "考试机故障")
+                await until(lambda: app.session.remaining_s() > before + 250, what="the extra time")
+                clock.advance(app.session.remaining_s() - 15 * 60 + 2)
+                await until(lambda: 900 in app.warnings, what="15-minute warning")
+                await press("知道了")
+                clock.advance(10 * 60)
+                await until(lambda: 300 in app.warnings, what="5-minute warning")
+                await press("知道了")
+                clock.advance(5 * 60)
+                await screen(app, "submitted", timeout=15)
+                assert candidates(await room.op("status"))[no]["state"] == "submitted"
+                assert app.warnings == [900, 300]
+
+    run(body())
