@@ -177,7 +177,12 @@ class CandidateSession:
 
     async def submit(self) -> None:
         self.flush()
-        await self._request("submit")
+        try:
+            await self._request("submit")
+        except ActionRefused as exc:
+            if exc.code != "already_submitted":  # unified collection, or an answer not seen
+                raise
+            self.last_error = ""
         self.progress.submitted = True
         self._save()
 

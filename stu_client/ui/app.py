@@ -108,7 +108,8 @@ def build_app_class() -> type:
             self._save = Clock.create_trigger(lambda _dt: self.flush(), SAVE_DEBOUNCE_S)
             self._tasks: set[asyncio.Task[Any]] = set()
             self._remaining_before: float | None = None
-            self._last_auto = 0.0
+            self._last_auto = 0.0  # auto-login tries, auto-answers
+            self._last_submit = 0.0  # automatic submissions (at zero, unified collection)
             self._begun_for = ""
             self._started = False
             self.warnings: list[int] = []  # thresholds warned of (tests read it)
@@ -310,10 +311,10 @@ def build_app_class() -> type:
                 self.root.warn(f"距离考试结束还有 {w // 60} 分钟，请注意检查并保存答案。")
             self._remaining_before = remaining
             due = (remaining is not None and remaining <= 0) or bool(d.get("collect_requested"))
-            if due and now - self._last_auto > RETRY_S:
-                self._last_auto = now
+            if due and now - self._last_submit > RETRY_S:
+                self._last_submit = now
                 self.submit()
-            elif d.get("auto_answer") and now - self._last_auto > 1.0:
+            elif d.get("auto_answer") and not due and now - self._last_auto > 1.0:
                 self._last_auto = now
                 s.auto_answer_one()
 

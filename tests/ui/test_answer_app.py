@@ -206,3 +206,37 @@ def test_resume_elsewhere_extra_time_warnings_export_and_the_submission_at_zero(
                 assert app.warnings == [900, 300]
 
     run(body())
+
+
+@pytest.mark.slow
+def test_mock_mode_logs_in_by_seat_answers_by_itself_and_hands_in_on_unified_collection(
+    tmp_path: Path, xdisplay: str
+) -> None:
+    async def body() -> None:
+        async with (
+            exam_room(tmp_path, mock=True) as (room, clock),
+            answer_app(room.fleet[0].state_dir) as app,
+        ):
+            await room.op("allow_login", auto_login=True)
+            await screen(app, "confirm")  # no admission number typed: the seat's candidate
+            first = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
+            assert app.cand_no == first
+            for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
+                await press(button)
+            clock.set(T0 + 3600 - 10)
+            await room.op("allow_start")
+            clock.advance(31)
+            await screen(app, "answering")
+            await room.op("auto_answer", True)
+            objective = [q for q in app.session.questions() if q.type in ("single", "multiple", "judge")]
+            await until(lambda: len(app.session.answers) >= 3, timeout=15, what="auto-answered")
+            assert all(q.type in ("single", "multiple", "judge") for q in app.session.questions()
+                       if q.key in app.session.answers)  # fmt: skip
+            assert objective
+            await room.op("collect_all")
+            await screen(app, "submitted", timeout=15)
+            assert candidates(await room.op("status"))[first]["state"] == "submitted"
+            on_box = stored_on_box(room, first)
+            assert on_box and all(on_box[k] == v for k, v in app.session.answers.items())
+
+    run(body())
