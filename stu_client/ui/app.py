@@ -308,7 +308,7 @@ def build_app_class() -> type:
                 self.act(s.begin())
             for w in core.warnings_crossed(self._remaining_before, remaining):
                 self.warnings.append(w)
-                self.root.warn(f"距离考试结束还有 {w // 60} 分钟，请注意检查并保存答案。")
+                self.root.warn(f"距离考试结束还有{w // 60}分钟，请注意检查答案。")
             self._remaining_before = remaining
             due = (remaining is not None and remaining <= 0) or bool(d.get("collect_requested"))
             if due and now - self._last_submit > RETRY_S:
