@@ -1,5 +1,6 @@
-"""A scripted session of 40 candidates through the room service: every during- and
-after-exam operation and every refusal named in SPEC.md, on a real SQLite file."""
+"""Session 1 of 40 candidates through the room service on a real SQLite file: the
+during- and after-exam operations and their refusals, one rule at a time (the whole day
+in one script, with its coverage asserted, is test_scripted_day.py)."""
 
 from __future__ import annotations
 
