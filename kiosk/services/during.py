@@ -4,6 +4,7 @@ answer apps, authorisation, allow login, allow start, challenges and codes."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -397,8 +398,9 @@ class DuringExam(ServiceBase):
         session = self.current_session()
         if session.actual_start is None:
             return {"started": False, "countdown_s": None}
-        left = max(0, int(session.actual_start - self.now()))
-        return {"started": left == 0, "countdown_s": left, "start": session.actual_start}
+        now = self.now()
+        left = max(0, math.ceil(session.actual_start - now))  # never "0 s" before the start
+        return {"started": now >= session.actual_start, "countdown_s": left, "start": session.actual_start}
 
     def candidate_rows(self, session: Session) -> list[Candidate]:
         return list(Candidate.select().where(Candidate.session == session).order_by(Candidate.seq))
