@@ -21,7 +21,6 @@ from kiosk.site.mock import author_site, build_default_exam, build_exam_from, de
 from tests.liveroom import ROOM, LiveRoom
 
 T = 10.0  # every wait's timeout
-T0 = time.time()  # the box clock starts at the PCs' time (the environment check compares them)
 
 
 def walk(widget: Any) -> Iterator[Any]:
@@ -144,18 +143,20 @@ def _png(width: int, height: int, filtered_rows: bytes) -> bytes:
 async def exam_room(tmp: Path, mock: bool = False, both: bool = False) -> AsyncIterator[tuple[LiveRoom, Any]]:
     """A box with two seated PCs and session 1 entered and authorised (login not yet
     allowed); `both`: each candidate sits the theory and the operation subject."""
-    clock = ManualClock(T0)
+    t0 = time.time()  # the box clock starts at the PCs' time (the environment check compares them)
+    clock = ManualClock(t0)
     async with LiveRoom(tmp, 2, clock=clock) as room:
+        room.t0 = t0  # type: ignore[attr-defined]
         await room.seat_all()
         if both:
             people = [
                 CandidateSpec(f"19011999999001100{n}", name, "女", "身份证", "", ("T01", "P01"), 1)
                 for n, name in ((1, "林晓雯"), (2, "周子航"))
             ]
-            exam = build_exam_from(default_bank(), people, room_code=ROOM, first_start=T0 + 3600, mock=mock)
+            exam = build_exam_from(default_bank(), people, room_code=ROOM, first_start=t0 + 3600, mock=mock)
         else:
             exam = build_default_exam(
-                room_code=ROOM, first_start=T0 + 3600, candidates_per_session=2, mock=mock
+                room_code=ROOM, first_start=t0 + 3600, candidates_per_session=2, mock=mock
             )
         exam.package["exam"]["policy"].update(countdown_s=30)
         files = author_site(tmp / "site", [exam]).rooms[ROOM]
@@ -165,7 +166,7 @@ async def exam_room(tmp: Path, mock: bool = False, both: bool = False) -> AsyncI
         await room.op("exam_import", str(files.package))
         assert (await room.op("seal_check"))["passed"]
         await room.op("session_enter", 1, "张三", "15000000001", "李四", "15000000002")
-        clock.set(T0 + 3600 - 1200)  # the authorisation's window
+        clock.set(t0 + 3600 - 1200)  # the authorisation's window
         await room.op("authorise", str(files.authorisations[1]))
         yield room, clock
 

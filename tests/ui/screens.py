@@ -66,7 +66,7 @@ async def tour(out: Path, tmp: Path) -> list[Path]:
             shot(name)
             await h.press(button)
         await h.screen(app, "countdown")
-        clock.set(h.T0 + 3600 - 10)
+        clock.set(room.t0 + 3600 - 10)
         await room.op("allow_start")
         await h.until(lambda: app.countdown and app.countdown != "--:--:--")
         await h.settle()

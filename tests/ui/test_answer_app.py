@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.ui.harness import (
-    T0,
     answer_app,
     box_status,
     candidates,
@@ -60,7 +59,7 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             await press("我已阅读")
             await screen(app, "countdown")
 
-            clock.set(T0 + 3600 - 10)
+            clock.set(room.t0 + 3600 - 10)
             await room.op("allow_start")  # the countdown runs in full: the start is 30 s away
             clock.advance(31)  # the countdown; the box's heartbeat carries its clock
             await screen(app, "answering")
@@ -162,7 +161,7 @@ def test_resume_elsewhere_extra_time_warnings_export_and_the_submission_at_zero(
                 await log_in(app, no)
                 for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
                     await press(button)
-                clock.set(T0 + 3600 - 10)
+                clock.set(room.t0 + 3600 - 10)
                 await room.op("allow_start")
                 clock.advance(31)
                 await screen(app, "answering")
@@ -223,7 +222,7 @@ def test_mock_mode_logs_in_by_seat_answers_by_itself_and_hands_in_on_unified_col
             assert app.cand_no == first
             for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
                 await press(button)
-            clock.set(T0 + 3600 - 10)
+            clock.set(room.t0 + 3600 - 10)
             await room.op("allow_start")
             clock.advance(31)
             await screen(app, "answering")

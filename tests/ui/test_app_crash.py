@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.ui.harness import (
-    T0,
     answer_app,
     box_status,
     candidates,
@@ -65,7 +64,7 @@ def test_answers_shown_as_saved_survive_sigkill_of_the_app(tmp_path: Path, xdisp
                 for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
                     await press(button)
                 await screen(app, "countdown")
-                clock.set(T0 + 3600 - 10)
+                clock.set(room.t0 + 3600 - 10)
                 await room.op("allow_start")
                 clock.advance(31)
                 await screen(app, "answering")
