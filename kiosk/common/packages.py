@@ -72,6 +72,26 @@ class CandidateData:
     id_number: str
     session: int
     subjects: tuple[str, ...]
+    photo: bytes = b""  # JPEG or PNG, shown at the identity check
+
+
+MAX_PHOTO = 256 * 1024
+_PHOTO_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+def _photo(c: dict[str, Any]) -> bytes:
+    raw = c.get("photo", "")
+    if raw == "":
+        return b""
+    try:
+        if not isinstance(raw, str) or len(raw) > MAX_PHOTO * 4 // 3 + 4:
+            raise ValueError("too large")
+        data = base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise _bad("考生照片数据无效", f"candidate photo: {exc}") from exc
+    if not data.startswith(_PHOTO_MAGIC) or len(data) > MAX_PHOTO:
+        raise _bad("考生照片应为不超过 256 KB 的 JPEG 或 PNG 图片", "photo is not a small JPEG or PNG")
+    return data
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,7 @@ def parse_exam(doc: dict[str, Any]) -> ExamData:
             c.get("id_number", ""),
             _get(c, "session", int, "candidate"),
             subj,
+            _photo(c),
         )
         if (
             not (cand.admission_no.isascii() and cand.admission_no.isdigit())

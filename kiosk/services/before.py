@@ -396,6 +396,7 @@ class BeforeExam(Seats):
                     id_type=c.id_type,
                     id_number=c.id_number,
                     subjects=dumps(list(c.subjects)),
+                    photo=c.photo or None,
                 )
             ImportedPackage.create(kind="exam", sha256=digest, name=source, imported_at=self.now())
             self.event(

@@ -192,7 +192,7 @@ class CandidateLink(Incidents):
             "subjects_detail": subjects,
             "papers": papers,
             "answers": answers,
-            "photo": bool(c.photo),
+            "photo": base64.b64encode(bytes(c.photo)).decode() if c.photo else "",
         }
 
     def client_event(

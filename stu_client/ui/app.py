@@ -54,7 +54,7 @@ def build_app_class() -> type:
     from kivy.core.text import LabelBase
     from kivy.core.window import Window
     from kivy.lang import Builder
-    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 
     from stu_client.ui import widgets  # noqa: F401  (registers the kv classes)
 
@@ -79,6 +79,7 @@ def build_app_class() -> type:
         cand_id_type = StringProperty("")
         cand_id_number = StringProperty("")
         cand_no = StringProperty("")
+        photo = ObjectProperty(None, allownone=True)  # the candidate's photo as a texture
         subjects_text = StringProperty("")
         lock_notice = StringProperty("")
         locked = BooleanProperty(False)
@@ -266,6 +267,8 @@ def build_app_class() -> type:
             view = s.progress.view
             for k in ("name", "gender", "id_type", "id_number"):
                 setattr(self, f"cand_{k}", str(view.get(k) or ""))
+            if self.cand_no != s.progress.admission_no:
+                self.photo = _photo_texture(str(view.get("photo") or ""))
             self.cand_no = s.progress.admission_no
             self.subjects_text = "、".join(f"{x.name}（{x.duration_s // 60} 分钟）" for x in s.subjects)
             start = d.get("exam_start")
@@ -319,6 +322,26 @@ def build_app_class() -> type:
                 s.auto_answer_one()
 
     return AnswerApp
+
+
+def _photo_texture(b64: str) -> Any:
+    """The photo from the box's login answer as a texture; None without one or when the
+    image cannot be read (the identity check then shows 无照片)."""
+    import base64
+    import binascii
+    import io
+
+    from kivy.core.image import Image as CoreImage
+
+    if not b64:
+        return None
+    try:
+        data = base64.b64decode(b64, validate=True)
+        ext = "png" if data.startswith(b"\x89PNG") else "jpg"
+        return CoreImage(io.BytesIO(data), ext=ext).texture
+    except (binascii.Error, ValueError, Exception) as exc:  # a bad image must not stop the login
+        log.warning("candidate photo unreadable: %s", exc)
+        return None
 
 
 def _hm(t: float) -> str:

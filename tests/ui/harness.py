@@ -5,6 +5,7 @@ screen to change. The app runs on the test's asyncio loop with the box and the d
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import struct
 import tempfile
@@ -150,10 +151,19 @@ async def exam_room(tmp: Path, mock: bool = False, both: bool = False) -> AsyncI
         await room.seat_all()
         if both:
             people = [
-                CandidateSpec(f"19011999999001100{n}", name, "女", "身份证", "", ("T01", "P01"), 1)
-                for n, name in ((1, "林晓雯"), (2, "周子航"))
+                CandidateSpec(
+                    f"19011999999001100{n}",
+                    name,
+                    sex,
+                    "身份证",
+                    id_number(f"11010520030{n}1{n}123"),
+                    ("T01", "P01"),
+                    1,
+                )
+                for n, name, sex in ((1, "林晓雯", "女"), (2, "周子航", "男"))
             ]
             exam = build_exam_from(default_bank(), people, room_code=ROOM, first_start=t0 + 3600, mock=mock)
+            exam.package["candidates"][0]["photo"] = base64.b64encode(portrait_png()).decode()
         else:
             exam = build_default_exam(
                 room_code=ROOM, first_start=t0 + 3600, candidates_per_session=2, mock=mock
@@ -229,3 +239,22 @@ async def settle(frames: int = 3) -> None:
 
     target = Clock.frames_displayed + frames
     await until(lambda: Clock.frames_displayed >= target, what="frames drawn")
+
+
+def portrait_png(width: int = 150, height: int = 200) -> bytes:
+    """A stand-in ID photo: a grey head and shoulders on a light blue ground."""
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)
+        for x in range(width):
+            head = (x - width / 2) ** 2 + (y - height * 0.38) ** 2 < (width * 0.22) ** 2
+            body = y > height * 0.62 and abs(x - width / 2) < width * 0.42 - (height - y) * 0.3
+            rows += bytes((96, 104, 118) if head or body else (214, 228, 245))
+    return _png(width, height, bytes(rows))
+
+
+def id_number(first17: str) -> str:
+    """A resident ID number with its GB 11643 check digit."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(first17, weights, strict=True))
+    return first17 + "10X98765432"[total % 11]

@@ -55,6 +55,7 @@ async def tour(out: Path, tmp: Path) -> list[Path]:
         for digit in no[10:]:
             await h.press(digit)
         await h.press("登 录")
+        await h.until(lambda: app.photo is not None, what="the candidate's photo")
         for name, button in (
             ("03-confirm", "信息无误"),
             ("04-agreement", "同意并继续"),

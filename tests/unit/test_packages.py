@@ -322,3 +322,29 @@ def test_a_tampered_ciphertext_in_the_file_is_refused_after_reading(exam: MockEx
     key = read_authorisation(signed_auth(exam.authorisations[1])).key
     err = _paper_refusal(lambda: open_paper(key, data.room_code, 1, data.sessions[0].papers[0]))
     assert err.code == "authorisation_key_wrong"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_a_candidate_photo_is_read_when_it_is_a_small_jpeg_or_png(exam: MockExam) -> None:
+    doc = copy.deepcopy(exam.package)
+    doc["candidates"][0]["photo"] = base64.b64encode(PNG).decode()
+    data = read_exam_package(signed_exam(doc))
+    assert data.candidates[0].photo == PNG and data.candidates[1].photo == b""
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        base64.b64encode(b"GIF89a" + b"\x00" * 10).decode(),  # not a JPEG or PNG
+        base64.b64encode(PNG + b"\x00" * 300 * 1024).decode(),  # too large
+        "not base64!",
+        12345,
+    ],
+)
+def test_a_photo_that_is_not_a_small_image_is_refused(exam: MockExam, photo: Any) -> None:
+    doc = copy.deepcopy(exam.package)
+    doc["candidates"][0]["photo"] = photo
+    err = refusal(read_exam_package, signed_exam(doc))
+    assert err.code == "package_invalid" and "照片" in err.zh
