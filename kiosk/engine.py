@@ -31,49 +31,82 @@ async def _tick_forever(service: Any, executor: ThreadPoolExecutor, every_s: flo
             log.exception("tick failed")
 
 
+class Engine:
+    """The room service with its ports (room network, site link, USB), the admin API and
+    the ticker, on the running asyncio loop; service calls run on its one worker thread."""
+
+    def __init__(self, settings: Settings, simulate_seats: int = 0) -> None:
+        self.settings = settings
+        self.simulate_seats = simulate_seats
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
+        self.service: Any = None
+        self._network: RoomNetwork | None = None
+        self._usb: UsbWatcher | None = None
+        self._runner: Any = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """One room-service operation on the worker thread (Refused propagates)."""
+        fn = getattr(self.service, name)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    async def start(self) -> None:
+        settings, executor = self.settings, self.executor
+        loop = asyncio.get_running_loop()
+        identity = await loop.run_in_executor(executor, box_identity, settings)
+
+        def site(site_ip: str, site_cert_pem: bytes | None) -> SiteClient:
+            return SiteClient(
+                site_ip,
+                settings.site_port,
+                identity,
+                site_cert_pem,
+                timeout_s=settings.site_timeout_s,
+                retries=settings.site_retries,
+                chunk_bytes=settings.site_chunk_bytes,
+            )
+
+        self._usb = UsbWatcher(settings)
+        self._usb.start()
+        if self.simulate_seats:  # an in-process stand-in, for demos without any exam-PC daemons
+            sim = SimulatedSeats(self.simulate_seats)
+            ports = Ports(seats=sim, site=site, usb=self._usb)
+            self.service = await loop.run_in_executor(executor, build, settings, ports)
+            await loop.run_in_executor(executor, sim.attach, self.service)
+        else:
+            self._network = RoomNetwork(settings, identity, executor)
+            ports = Ports(seats=self._network, site=site, usb=self._usb)
+            self.service = await loop.run_in_executor(executor, build, settings, ports)
+            await self._network.start(self.service)
+        self._runner = await start_admin(
+            self.service, settings.home_path, settings.admin_host, settings.admin_port, executor
+        )
+        self._ticker = asyncio.create_task(_tick_forever(self.service, executor, settings.heartbeat_s))
+        log.info("engine ready, home %s", settings.home)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        if self._network is not None:
+            await self._network.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._usb is not None:
+            self._usb.stop()
+        if self.service is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.service.db.close)
+        self.executor.shutdown(wait=True)
+
+
 async def serve(settings: Settings, simulate_seats: int = 0) -> None:
     # Signals first: a supervisor may stop us the moment the port file appears.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-service")
-    identity = await loop.run_in_executor(executor, box_identity, settings)
-
-    def site(site_ip: str, site_cert_pem: bytes | None) -> SiteClient:
-        return SiteClient(
-            site_ip,
-            settings.site_port,
-            identity,
-            site_cert_pem,
-            timeout_s=settings.site_timeout_s,
-            retries=settings.site_retries,
-            chunk_bytes=settings.site_chunk_bytes,
-        )
-
-    usb = UsbWatcher(settings)
-    usb.start()
-    network: RoomNetwork | None = None
-    if simulate_seats:  # an in-process stand-in, for demos without any exam-PC daemons
-        sim = SimulatedSeats(simulate_seats)
-        ports = Ports(seats=sim, site=site, usb=usb)
-        service = await loop.run_in_executor(executor, build, settings, ports)
-        await loop.run_in_executor(executor, sim.attach, service)
-    else:
-        network = RoomNetwork(settings, identity, executor)
-        ports = Ports(seats=network, site=site, usb=usb)
-        service = await loop.run_in_executor(executor, build, settings, ports)
-        await network.start(service)
-    runner = await start_admin(
-        service, settings.home_path, settings.admin_host, settings.admin_port, executor
-    )
-    ticker = asyncio.create_task(_tick_forever(service, executor, settings.heartbeat_s))
-    log.info("engine ready, home %s", settings.home)
+    engine = Engine(settings, simulate_seats)
+    await engine.start()
     print(f"监考引擎已启动：{settings.home}", flush=True)
     await stop.wait()
-    ticker.cancel()
-    if network is not None:
-        await network.stop()
-    await runner.cleanup()
-    usb.stop()
-    executor.shutdown(wait=True)
+    await engine.stop()
