@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from stu_client import core
 from stu_client.appapi import AppApiError, AppLink
 from stu_client.export import export_answer_package
 from stu_client.localstore import Journal
+from stu_client.workfiles import snapshot
 
 log = logging.getLogger(__name__)
 
@@ -265,18 +265,34 @@ class CandidateSession:
         return folder
 
     def collect_work(self, q: core.Question) -> dict[str, Any]:
-        """The work folder's files as the operation task's answer (names, sizes, hashes)."""
+        """The work folder's files as the operation task's answer (names, sizes, hashes).
+
+        Each file is first copied into the PC's snapshot store (`<state>/files/<sha256>`,
+        durable) and the listing names the copies: what the export and the upload to the
+        box send is what was collected, whatever the candidate does to the folder later."""
         folder = self.work_folder(q)
-        files, total = [], 0
+        found, total = [], 0
         for p in sorted(folder.iterdir()):
             if not p.is_file():
                 continue
             if not core.safe_file_name(p.name):
                 raise ActionRefused("bad_file_name", f"文件名不合规：{p.name}（请改名后再提交）")
             total += p.stat().st_size
-            if len(files) >= MAX_WORK_FILES or total > MAX_WORK_BYTES:
+            if len(found) >= MAX_WORK_FILES or total > MAX_WORK_BYTES:
                 raise ActionRefused("work_too_large", "作品文件过多或过大，请删除无关文件")
-            files.append({"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)})
+            found.append(p)
+        files, total = [], 0
+        for p in found:
+            try:
+                size, sha256 = snapshot(self.state_dir, p)
+            except OSError as exc:
+                log.error("snapshot of %s failed: %s", p, exc)
+                zh = f"保存作品文件「{p.name}」失败，请重试或举手示意监考员"
+                raise ActionRefused("work_copy_failed", zh) from exc
+            total += size
+            if total > MAX_WORK_BYTES:  # grown while being copied
+                raise ActionRefused("work_too_large", "作品文件过多或过大，请删除无关文件")
+            files.append({"name": p.name, "size": size, "sha256": sha256})
         value = {"files": files}
         self.set_answer(q.key, value)
         self.flush()
@@ -369,11 +385,3 @@ def find_sticks(roots: str | None = None) -> list[Path]:
             if any(b in point.parents for b in bases) and os.access(point, os.W_OK):
                 found.append(point)
     return sorted(found)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            h.update(chunk)
-    return h.hexdigest()

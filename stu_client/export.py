@@ -2,15 +2,14 @@
 sealed with the room's package key and signed by this PC's key (docs/formats.md), with
 the operation tasks' work files.
 
-It reads only the daemon's state folder (state.json, the journal, the PC key, the work
-files under `work/`), so it works from the answer app, from the daemon, and from
-`stu-client export` while the daemon is dead."""
+It reads only the daemon's state folder (state.json, the journal, the PC key, the
+snapshots of the collected work files under `files/`), so it works from the answer
+app, from the daemon, and from `stu-client export` while the daemon is dead."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from kiosk.common.packages import AnswerFile
 from kiosk.common.signed import MAX_ANSWER_FILES, MAX_ENVELOPE_BYTES, seal_answer_package, valid_file_name
 from kiosk.common.verified import write_verified
 from stu_client.localstore import DaemonState, Journal
+from stu_client.workfiles import listing_of, read_snapshot
 
-WORK_DIR = "work"  # <state dir>/work/<admission_no>/<subject>/<question>/<name>
+WORK_DIR = "work"  # <state>/work/<admission_no>/<subject>/<question>/<name>: the work itself
 MAX_PACKAGE_BYTES = MAX_ENVELOPE_BYTES  # what the box reads at most
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def export_answer_package(state_dir: Path, dest: Path, now: float | None = None) -> Path:
@@ -53,7 +52,7 @@ def export_answer_package(state_dir: Path, dest: Path, now: float | None = None)
         answers = journal.answer_rows(state.admission_no)
     finally:
         journal.close()
-    files = work_files(state_dir / WORK_DIR / state.admission_no, answers)
+    files = work_files(state_dir, answers)
     raw = seal_answer_package(
         Identity(key_path.read_bytes(), cert_path.read_bytes()),
         key,
@@ -80,53 +79,28 @@ def export_answer_package(state_dir: Path, dest: Path, now: float | None = None)
         raise
 
 
-def _where(subject: str, question: str) -> str:
-    return f"科目 {subject} 第 {question} 题"
-
-
-def work_files(folder: Path, answers: list[dict[str, Any]]) -> list[AnswerFile]:
+def work_files(state_dir: Path, answers: list[dict[str, Any]]) -> list[AnswerFile]:
     """The files that the candidate's answers list (`{"files": [{name, size, sha256}]}`),
-    read from `folder/<subject>/<question>/<name>` and each checked against its listing:
-    a file changed or gone since the answer app collected it is refused, not exported."""
+    read from the snapshots taken when the answer app collected them
+    (`<state>/files/<sha256>`, stu_client.workfiles) and each checked against its
+    listing: a snapshot missing or damaged is refused, not exported. The work folder,
+    which the candidate may have changed since, is not read."""
     files: list[AnswerFile] = []
     for a in answers:
         value, subject, question = a["value"], a["subject"], a["question"]
-        if not isinstance(value, dict) or "files" not in value:
-            continue
-        listing = value["files"]
-        if not _plain_part(subject) or not _plain_part(question) or not _valid_listing(listing):
+        try:
+            listing = listing_of(value)
+            if listing is not None and not (_plain_part(subject) and _plain_part(question)):
+                raise ValueError("unsafe subject or question")
+        except ValueError as exc:
             raise Refused(
                 "work_listing_invalid",
-                f"{_where(subject, question)}的作答文件清单无效，无法导出；请在答题程序中重新保存该题",
-                f"bad file listing for {subject}/{question}",
-            )
-        for entry in listing:
-            name, size, sha256 = entry["name"], entry["size"], entry["sha256"]
-            path = folder / subject / question / name
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError as exc:
-                raise Refused(
-                    "work_file_missing",
-                    f"{_where(subject, question)}的作答文件「{name}」已不存在，无法导出；"
-                    "请在答题程序中重新保存该题",
-                    f"{path} is gone",
-                ) from exc
-            except OSError as exc:
-                raise Refused(
-                    "read_failed",
-                    f"读取作答文件「{name}」失败：{exc.strerror or exc}",
-                    f"cannot read {path}: {exc}",
-                ) from exc
-            file = AnswerFile(subject, question, name, data)
-            if len(data) != size or file.sha256 != sha256:
-                raise Refused(
-                    "work_file_changed",
-                    f"{_where(subject, question)}的作答文件「{name}」在保存作答后被修改过，无法导出；"
-                    "请在答题程序中重新保存该题",
-                    f"{path} is {len(data)} bytes, sha256 {file.sha256}; the answer lists {size}, {sha256}",
-                )
-            files.append(file)
+                f"科目 {subject} 第 {question} 题的作答文件清单无效，无法导出；请在答题程序中重新保存该题",
+                f"bad file listing for {subject}/{question}: {exc}",
+            ) from exc
+        for entry in listing or ():
+            data = read_snapshot(state_dir, subject, question, entry)
+            files.append(AnswerFile(subject, question, entry["name"], data))
     if len(files) > MAX_ANSWER_FILES:
         raise Refused(
             "too_many_files",
@@ -139,22 +113,3 @@ def work_files(folder: Path, answers: list[dict[str, Any]]) -> list[AnswerFile]:
 def _plain_part(part: Any) -> bool:
     """A folder name that stays inside its parent."""
     return isinstance(part, str) and valid_file_name(part)
-
-
-def _valid_listing(listing: Any) -> bool:
-    if not isinstance(listing, list):
-        return False
-    names = set()
-    for entry in listing:
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and valid_file_name(entry["name"])
-            and type(entry.get("size")) is int
-            and entry["size"] >= 0
-            and isinstance(entry.get("sha256"), str)
-            and _SHA256.fullmatch(entry["sha256"])
-        ) or entry["name"] in names:
-            return False
-        names.add(entry["name"])
-    return True

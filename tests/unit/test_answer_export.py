@@ -1,6 +1,7 @@
 """导出作答包 on the exam PC refuses clearly when there is nothing it may export, and
 what it writes opens on the box with the room key; the operation tasks' work files go
-with it, checked against the answer's listing, and the box stores them."""
+with it, taken from the snapshots made when they were collected and checked against the
+answer's listing, and the box stores them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from kiosk.store.models import Exam, StoredFile
 from stu_client.cli import main as stu_main
 from stu_client.export import WORK_DIR, export_answer_package
 from stu_client.localstore import DaemonState, Journal
+from stu_client.workfiles import snapshot, snapshot_path
 from tests.conftest import T0, enter
 
 ROOM, KEY, NO = "1999999001", bytes(range(32)), "190119999990011001"
@@ -90,7 +92,8 @@ def listing(*files: tuple[str, bytes]) -> dict[str, Any]:
 
 def work_state(folder: Path, no: str, pc: Identity | None = None, key: bytes = KEY) -> Path:
     """A PC's state folder with a theory answer and an operation answer listing two work
-    files, the files where the answer app keeps them; signed with `pc`'s key if given."""
+    files, collected as the answer app collects them (the work folder's files copied into
+    the snapshot store, the listing naming the copies); signed with `pc`'s key if given."""
     folder.mkdir(parents=True)
     if pc is not None:
         (folder / KEY_FILE.format("pc")).write_bytes(pc.key_pem)
@@ -103,6 +106,8 @@ def work_state(folder: Path, no: str, pc: Identity | None = None, key: bytes = K
     work.mkdir(parents=True)
     (work / "表格.xlsx").write_bytes(WORK)
     (work / "说明.txt").write_bytes(b"")
+    collected = [snapshot(folder, work / name) for name in ("表格.xlsx", "说明.txt")]
+    assert collected == [(len(WORK), hashlib.sha256(WORK).hexdigest()), (0, hashlib.sha256(b"").hexdigest())]
     journal = Journal(folder / "journal.db")
     journal.open()
     journal.save_answer(no, "T01", "q01", "A")
@@ -149,30 +154,46 @@ def test_the_package_opens_with_the_files_as_listed(tmp_path: Path) -> None:
     ]
 
 
-def _changed(work: Path) -> None:
-    (work / "表格.xlsx").write_bytes(WORK[:-1] + b"!")  # same size, other bytes
+def test_the_work_folder_changed_after_collecting_does_not_change_what_is_exported(tmp_path: Path) -> None:
+    state = work_state(tmp_path / "pc", NO)
+    work = state / WORK_DIR / NO / "T01" / "q05"
+    (work / "表格.xlsx").write_bytes(b"edited after collecting")
+    (work / "说明.txt").unlink()
+    (work / "新文件.txt").write_bytes(b"never collected")
+    path = export_answer_package(state, tmp_path, now=1000.0)
+    pc = load_or_make_identity(state, "pc", "KS-001")
+    pkg = open_answer_package(path.read_bytes(), KEY, ROOM, 1, {pc.fingerprint})
+    assert [(f.name, bytes(f.data)) for f in pkg.files] == [("表格.xlsx", WORK), ("说明.txt", b"")]
 
 
-def _grown(work: Path) -> None:
-    with open(work / "表格.xlsx", "ab") as f:
+def _snapshot(state: Path, data: bytes) -> Path:
+    return snapshot_path(state, hashlib.sha256(data).hexdigest())
+
+
+def _changed(state: Path) -> None:
+    _snapshot(state, WORK).write_bytes(WORK[:-1] + b"!")  # same size, other bytes
+
+
+def _grown(state: Path) -> None:
+    with open(_snapshot(state, WORK), "ab") as f:
         f.write(b"more")
 
 
-def _gone(work: Path) -> None:
-    (work / "说明.txt").unlink()
+def _gone(state: Path) -> None:
+    _snapshot(state, b"").unlink()
 
 
 @pytest.mark.parametrize(
     ("change", "code", "words"),
-    [(_changed, "work_file_changed", "被修改过"), (_grown, "work_file_changed", "被修改过"),
+    [(_changed, "work_file_damaged", "已损坏"), (_grown, "work_file_damaged", "已损坏"),
      (_gone, "work_file_missing", "已不存在")],
     ids=["same size, other bytes", "grown", "vanished"],
 )  # fmt: skip
-def test_a_work_file_changed_or_gone_since_it_was_collected_is_refused(
+def test_a_snapshot_damaged_or_gone_since_it_was_collected_is_refused(
     tmp_path: Path, change, code: str, words: str
 ) -> None:
     state = work_state(tmp_path / "pc", NO)
-    change(state / WORK_DIR / NO / "T01" / "q05")
+    change(state)
     stick = tmp_path / "stick"
     stick.mkdir()
     with pytest.raises(Refused) as info:
