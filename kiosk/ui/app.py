@@ -1,0 +1,235 @@
+"""The proctor box's touch app (监考机): the engine and the Kivy window on one asyncio
+loop. The app is an adapter over the room service: a touch becomes one service call
+(through the engine's worker thread), and the screens are redrawn from the service's
+room status, refreshed after every event (coalesced) and every second for the clocks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from kiosk.common.fonts import chinese_font
+from kiosk.core.errors import Refused
+from kiosk.services.registry import BY_VERB, Op, coerce
+from kiosk.ui import viewmodels as vm
+
+log = logging.getLogger(__name__)
+
+UI_DIR = Path(__file__).parent
+KV_FILES = ("widgets.kv", "shell.kv", "monitor.kv")
+TICK_S = 1.0
+REFRESH_S = 0.25  # events within this window give one status read
+USB_EVERY_S = 5.0
+
+# The wizard's steps and the operations each offers (verbs of the registry).
+STEP_OPS = {
+    "params": ("config", "interfaces", "room-sheet-import", "site-register"),
+    "seats": ("seats-scan", "seats-add", "seats-edit", "seats-move", "seats-delete", "seats-import",
+              "seats-show", "client-bundle"),
+    "envcheck": ("envcheck", "envcheck-result", "envcheck-report"),
+    "exam": ("exam-download", "exam-import", "usb", "exam"),
+    "seal": ("seal-check",),
+}  # fmt: skip
+ADMIN_OPS = ("user-set", "passwd", "remote", "init-pcs", "init-box", "log-verify")
+AFTER_OPS = ("verify", "backup", "upload", "export", "export-list")
+# The monitor's toolbar (short labels for touch), and what a long press on a seat
+# offers for its candidate.
+TOOLBAR = {
+    "session-enter": "进入场次", "start-clients": "启动考生端", "authorise": "考试授权",
+    "allow-login": "允许登录", "allow-start": "允许开考", "violation-add": "违纪登记",
+    "violations": "违纪记录", "resume": "断点续考", "extra-time": "补时", "collect": "单机收卷",
+    "import-answers-all": "导入作答包", "lock": "锁屏", "message": "发消息", "find": "查找考生",
+    "absent": "缺考登记", "situation": "考场情况", "end": "结束考试", "close-clients": "关闭考生端",
+    "auto-login": "自动登录", "auto-answer": "自动作答", "collect-all": "统一收卷",
+}  # fmt: skip
+SEAT_MENU = ("violation-add", "resume", "extra-time", "lock", "message", "hand-answer", "candidate-log",
+             "reexam", "absent", "challenge", "find")  # fmt: skip
+CANDIDATE_PARAMS = ("admission_no", "admission_nos")
+
+
+def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None) -> None:
+    """Before Kivy is imported: no argv parsing, logs through Python logging, the window."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "x11")  # never Kivy's silent offscreen fallback
+    from kivy.config import Config
+
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    if size:
+        Config.set("graphics", "width", str(size[0]))
+        Config.set("graphics", "height", str(size[1]))
+    if kiosk:
+        Config.set("graphics", "fullscreen", "auto")
+        Config.set("graphics", "borderless", "1")
+
+
+def build_app_class() -> type:
+    from kivy.app import App
+    from kivy.clock import Clock
+    from kivy.core.text import LabelBase
+    from kivy.core.window import Window
+    from kivy.lang import Builder
+    from kivy.properties import BooleanProperty, ListProperty, StringProperty
+
+    from kiosk.ui import monitor, widgets  # noqa: F401  (registers the kv classes)
+
+    LabelBase.register("Roboto", str(chinese_font()))
+    for kv in KV_FILES:
+        if str(UI_DIR / kv) not in Builder.files:
+            Builder.load_file(str(UI_DIR / kv))
+
+    class KioskApp(App):
+        title = "监考机"
+        logged_in = BooleanProperty(False)
+        default_password = BooleanProperty(False)
+        login_error = StringProperty("")
+        area = StringProperty("before")
+        strip_room = StringProperty("")
+        strip_ip = StringProperty("")
+        strip_site = StringProperty("")
+        strip_usb = StringProperty("")
+        strip_time = StringProperty("")
+        seats = ListProperty([])
+        steps = ListProperty([])
+        step = StringProperty("params")
+        remaining = StringProperty("--:--:--")
+        session_text = StringProperty("")
+        stats = ListProperty([])
+        toast = StringProperty("")
+
+        def __init__(self, engine: Any, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.engine = engine
+            self.status: dict[str, Any] = {}
+            self.selected: set[str] = set()  # admission numbers ticked in the monitor
+            self.usb: list[dict[str, Any]] = []
+            self._usb_read_at = -USB_EVERY_S
+            self._tasks: set[asyncio.Task[Any]] = set()
+            self._refresh = Clock.create_trigger(lambda _dt: self.spawn(self.reload()), REFRESH_S)
+            engine.service.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
+
+        def load_kv(self, filename: str | None = None) -> bool:
+            return True  # loaded once per process above
+
+        def build(self) -> Any:
+            Window.bind(on_request_close=lambda *_a: True)  # the box is an appliance: no closing
+            Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
+            return Builder.load_string("KioskRoot:")
+
+        def on_start(self) -> None:
+            self._refresh()
+
+        async def run_async(self) -> None:
+            try:
+                await self.async_run(async_lib="asyncio")
+            finally:
+                for t in list(self._tasks):
+                    t.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+        def spawn(self, coro: Awaitable[Any]) -> None:
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        # -- the service --------------------------------------------------------------
+
+        async def reload(self) -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                self.status = await self.engine.call("status")
+                if loop.time() - self._usb_read_at > USB_EVERY_S:  # listing a stick reads it
+                    self._usb_read_at = loop.time()
+                    self.usb = await self.engine.call("usb_sticks")
+            except Refused as exc:
+                log.warning("status refused: %s", exc.en)
+                return
+            cfg = self.status.get("config") or {}
+            strip = vm.strip(self.status, "online" if cfg.get("site_mode") else "off", self.usb)
+            for key, text in strip.items():
+                setattr(self, f"strip_{key}", text)
+            self.steps = vm.wizard_steps(self.status.get("wizard") or {})
+            self.seats = list(self.status.get("seats") or [])
+            self.default_password = bool((self.status.get("user") or {}).get("default_password"))
+            session = self.status.get("session")
+            self.stats = vm.stats(self.status)
+            if session:
+                self.session_text = f"第 {session['number']} 场 {session['name']}  {session['state_zh']}"
+                self.remaining = vm.remaining_text(session.get("remaining_s"))
+            if self.root is not None:
+                self.root.redraw()
+
+        def login(self, password: str) -> None:
+            async def go() -> None:
+                try:
+                    await self.engine.call("login", password)
+                except Refused as exc:
+                    self.login_error = exc.zh
+                    return
+                self.login_error, self.logged_in = "", True
+                await self.reload()
+
+            self.spawn(go())
+
+        def logout(self) -> None:
+            self.logged_in = False
+
+        def run_op(self, op: Op, values: dict[str, Any], form: Any) -> None:
+            async def go() -> None:
+                try:
+                    kwargs = coerce(op, values)
+                    result = await self.engine.call(op.method, **kwargs)
+                except Refused as exc:
+                    form.refused(exc.zh)
+                    return
+                form.done(result)
+                self._refresh()
+
+            self.spawn(go())
+
+        def open_op(self, verb: str, prefill: dict[str, Any] | None = None) -> Any:
+            """The operation's form; one without parameters runs at once and shows its answer."""
+            from kiosk.ui.widgets import OpForm
+
+            op = BY_VERB[verb]
+            fill = dict(prefill or {})
+            chosen = sorted(self.selected)
+            for p in op.params:
+                if p.name == "admission_nos" and chosen and p.name not in fill:
+                    fill[p.name] = chosen
+                elif p.name == "admission_no" and len(chosen) == 1 and p.name not in fill:
+                    fill[p.name] = chosen[0]
+            form = OpForm(op, fill)
+            form.open(animation=False)
+            if not op.params:
+                form.submit()
+            return form
+
+    return KioskApp
+
+
+def run(home: str | None, kiosk: bool = True, size: tuple[int, int] | None = None) -> int:
+    """`kiosk run`: the engine and the touch app until the appliance is switched off."""
+    from kiosk import settings as settings_mod
+    from kiosk.engine import Engine
+
+    configure_kivy(kiosk, size)
+
+    async def main() -> None:
+        engine = Engine(settings_mod.load(home=home))
+        await engine.start()
+        try:
+            await build_app_class()(engine).run_async()
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+    return 0
