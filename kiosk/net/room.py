@@ -39,11 +39,14 @@ SEATS_ADDED = {"seats_scanned", "seat_added", "seats_imported"}  # events after 
 SEATS_CHANGED = SEATS_ADDED | {"seat_edited", "seat_deleted", "box_initialised"}
 MAX_SCAN_ADDRESSES = 4096  # replying addresses one scan keeps, at most
 DROP_LOG_S = 60.0  # an address that is not a seat is logged once a minute, however often it tries
-REQUESTS = {
-    "login": "candidate_login",
-    "begin": "candidate_begin",
-    "submit": "candidate_submit",
-    "raise_hand": "raise_hand",
+# A PC's request: the room-service method, called with (admission_no, the link's IP) and
+# these further arguments of the request (the service checks their types: JSON is untrusted).
+REQUESTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "login": ("candidate_login", ()),
+    "begin": ("candidate_begin", ()),
+    "submit": ("candidate_submit", ()),
+    "raise_hand": ("raise_hand", ()),
+    "put_file": ("receive_file", ("sha256", "size", "offset", "data")),  # a work file, in chunks
 }
 
 
@@ -447,17 +450,25 @@ class RoomNetwork:
             asyncio.create_task(self._request(link, msg))  # noqa: RUF006 - ends with its reply
 
     async def _request(self, link: Link, msg: dict[str, Any]) -> None:
-        method = REQUESTS.get(str(msg.get("op")))
+        known = REQUESTS.get(str(msg.get("op")))
         args = msg.get("args") if isinstance(msg.get("args"), dict) else {}
         try:
-            if method is None:
+            if known is None:
                 raise Refused("bad_request", "未知的请求", f"unknown request {msg.get('op')!r}")
+            method, extra = known
             result = await self.call(
-                getattr(self.service, method), str(args.get("admission_no", "")), link.ip
+                getattr(self.service, method),
+                str(args.get("admission_no", "")),
+                link.ip,
+                **{name: args.get(name) for name in extra},
             )
             link.send({"t": wire.RESPONSE, "id": msg.get("id"), "ok": True, "result": result})
         except Refused as exc:
             link.send({"t": wire.RESPONSE, "id": msg.get("id"), "ok": False, "error": exc.to_dict()})
+        except Exception:  # the PC hears of it at once instead of waiting for its timeout
+            log.exception("request %r from %s failed", msg.get("op"), link.ip)
+            error = Refused("failed", "监考机处理请求时出错，请稍后重试", "the box failed on this request")
+            link.send({"t": wire.RESPONSE, "id": msg.get("id"), "ok": False, "error": error.to_dict()})
 
     async def _heartbeats(self) -> None:
         every = self.settings.heartbeat_s

@@ -128,26 +128,27 @@ class AfterExam(CandidateLink):
             )
 
     def _merge_answers(self, c: Candidate, pkg: AnswerPackage, sync: bool = True) -> int:
-        """Newest sequence wins; an operation task's files go with its answer. The files
-        are durable before the answers that name them commit (`sync=False`: the caller
-        makes them durable before its commit)."""
+        """Newest sequence wins; an operation task's files go with its answer (as when they
+        come over the room network: `_place_files`). The files are durable before the
+        answers that name them commit (`sync=False`: the caller makes them durable before
+        its commit)."""
         rows = self._validate_answers(c.admission_no, loads(c.subjects) or [], list(pkg.answers))
         seqs = {(r["subject"], r["question"]): r["seq"] for r in rows}
         if any((f.subject, f.question) not in seqs for f in pkg.files):
             raise Refused("bad_answers", "作答包中有不属于任何答案的文件", "a file without its answer")
-        root, number = self.answer_root(), c.session.number
-        for f in pkg.files:  # refused before anything is written
-            answer_files.question_folder(root, number, c.admission_no, f.subject, f.question)
-        stored = {
-            (a.subject, a.question): a.seq
-            for a in Answer.select(Answer.subject, Answer.question, Answer.seq).where(
-                Answer.admission_no == c.admission_no
-            )
+        # A question answered by a file listing holds exactly the files the package has
+        # for it (none: the folder is emptied).
+        listed = {
+            (a["subject"], a["question"])
+            for a in pkg.answers
+            if isinstance(a["value"], dict) and "files" in a["value"]
         }
-        for (subject, question), seq in seqs.items():
-            files = [f for f in pkg.files if (f.subject, f.question) == (subject, question)]
-            if files and seq > stored.get((subject, question), 0):
-                answer_files.replace_files(root, number, c.admission_no, files, sync)
+        groups = {
+            key: (seq, [f for f in pkg.files if (f.subject, f.question) == key])
+            for key, seq in seqs.items()
+            if key in listed or any((f.subject, f.question) == key for f in pkg.files)
+        }
+        self._place_files(c.admission_no, c.session.number, groups, sync)
         return answers.upsert_newest(rows)
 
     def _import_one(self, pkg: AnswerPackage, c: Candidate, sync: bool = True) -> dict[str, Any]:

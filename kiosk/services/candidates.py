@@ -7,16 +7,21 @@ which the room network has authenticated."""
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from kiosk.common.packages import AnswerFile
+from kiosk.common.signed import MAX_ANSWER_FILES, valid_file_name
 from kiosk.core import candidate as rules
 from kiosk.core import timeline
 from kiosk.core.errors import Refused
 from kiosk.services.base import loads
 from kiosk.services.incidents import Incidents
+from kiosk.store import answer_files
 from kiosk.store import answers as answers_store
 from kiosk.store import journal as journal_store
 from kiosk.store.models import Answer, Candidate, OfflineInterval, Paper, Seat, Session, Subject
@@ -33,6 +38,10 @@ CLIENT_EVENTS = {
 }
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_BATCH = 500
+MAX_FILE_BYTES = 200 * 1024**2  # one work file over the room network (the app's limit per question)
+MAX_INCOMING_BYTES = 1024**3  # one candidate's work files on their way to the box, at once
+MAX_CHUNK_BYTES = 512 * 1024  # the bytes of one put_file (base64'd: well inside a frame)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEYS_FOR_CLIENT = ("id", "type", "text", "options", "files", "score")
 
 
@@ -294,6 +303,88 @@ class CandidateLink(Incidents):
             Candidate.update(hand_raised_at=self.now()).where(Candidate.id == c.id).execute()
             self.event("hand_raised", ip=ip, seat=c.seat_number, admission_no=c.admission_no, operator="")
 
+    def receive_file(
+        self,
+        admission_no: str,
+        ip: str,
+        sha256: Any = None,
+        size: Any = None,
+        offset: Any = 0,
+        data: Any = "",
+    ) -> dict[str, int]:
+        """put_file: a chunk of a work file of the candidate writing at this PC, before
+        the journal entry that lists it (docs/network.md). The bytes go to the
+        candidate's `.incoming` folder (answer_files.receive); the answer is how many
+        bytes of the file the box holds, so an upload cut off resumes there. No data
+        asks just that. Nothing is recorded in the event log: the answer that lists the
+        file is, when it is stored."""
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise Refused("bad_args", "作品文件的校验值无效", "sha256 must be 64 lower-case hex digits")
+        if any(type(v) is not int or v < 0 for v in (size, offset)) or not isinstance(data, str):
+            raise Refused("bad_args", "作品文件的传输参数无效", "size, offset: integers >= 0; data: base64")
+        try:
+            chunk = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise Refused("bad_args", "作品文件的传输参数无效", "data is not base64") from exc
+        if len(chunk) > MAX_CHUNK_BYTES or offset + len(chunk) > size:
+            raise Refused("bad_args", "作品文件的传输参数无效", "chunk too large or past the end of the file")
+        if size > MAX_FILE_BYTES:
+            raise Refused(
+                "file_too_large",
+                f"作品文件超过 {MAX_FILE_BYTES // 1024**2} MB，监考机不接收",
+                f"a file of {size} bytes",
+            )
+        c = self._candidate_at(admission_no, ip)
+        if c.state != "in_exam":
+            raise Refused("not_in_exam", "考生不在考试中", "candidate is not writing")
+        root = self.answer_root()
+        held = answer_files.incoming_bytes(root, c.admission_no, but=sha256) if chunk else 0
+        if held + size > MAX_INCOMING_BYTES:
+            raise Refused(
+                "work_too_large",
+                f"该考生待保存的作品文件超过 {MAX_INCOMING_BYTES // 1024**2} MB",
+                "the candidate's incoming files would exceed their limit",
+            )
+        try:
+            have = answer_files.receive(root, c.admission_no, sha256, size, offset, chunk)
+        except OSError as exc:
+            raise Refused(
+                "write_failed",
+                f"监考机保存作品文件失败：{exc.strerror or exc}",
+                f"writing the incoming file failed: {exc}",
+            ) from exc
+        return {"have": have}
+
+    def _place_files(
+        self,
+        admission_no: str,
+        session: int,
+        groups: Mapping[tuple[str, str], tuple[int, Sequence[AnswerFile | answer_files.Received]]],
+        sync: bool = True,
+    ) -> int:
+        """Newest sequence wins, for the files too: each question's files (with the seq of
+        the answer that lists them) replace the question's folder only when that answer is
+        newer than the one the box holds, from a USB answer package or the room network
+        alike. Inside the caller's transaction, before the answers are upserted; returns
+        how many files were stored."""
+        root = self.answer_root()
+        for subject, question in groups:  # refused before anything is written
+            answer_files.question_folder(root, session, admission_no, subject, question)
+        stored = {
+            (a.subject, a.question): a.seq
+            for a in Answer.select(Answer.subject, Answer.question, Answer.seq).where(
+                Answer.admission_no == admission_no
+            )
+        }
+        placed = 0
+        for (subject, question), (seq, files) in groups.items():
+            if seq > stored.get((subject, question), 0):
+                answer_files.replace_files(
+                    root, session, admission_no, files, sync, subject=subject, question=question
+                )
+                placed += len(files)
+        return placed
+
     # -- the room network's side --------------------------------------------------------
 
     def reset_links(self) -> None:
@@ -341,8 +432,13 @@ class CandidateLink(Incidents):
         seqs = [e.get("seq") for e in entries if isinstance(e, dict)]
         if len(seqs) != len(entries) or not all(type(x) is int and x > 0 for x in seqs):
             return {"upto": 0, "refused": [], "error": "bad_frame"}
+        # An operation answer is stored only with its files: from the first entry whose
+        # files the box does not hold complete, nothing of the frame applies yet.
+        waiting = self._waiting_for_files(ip, entries, writers)
+        entries = entries[:waiting]
         refused: list[dict[str, Any]] = []
         answers: dict[str, list[dict[str, Any]]] = {}
+        listings: dict[int, list[dict[str, Any]]] = {}  # seq -> the answer's file listing
 
         def writer(no: str) -> journal_store.Writer:
             w = writers.get((no, ip))
@@ -357,6 +453,12 @@ class CandidateLink(Incidents):
                 if not isinstance(payload, dict):
                     raise Refused("bad_entry", "日志条目格式错误", "payload must be an object")
                 if kind == "answer":
+                    if "unsent" in e:  # the PC cannot send the files it lists (docs/network.md)
+                        why = f"files unsent: {e['unsent']!r:.40}"
+                        raise Refused("files_not_sent", "考试机未能发送该题的作品文件", why)
+                    listing = _listing(payload.get("value"))
+                    if listing is not None:
+                        listings[e["seq"]] = listing
                     answers.setdefault(no, []).append(
                         {**payload, "seq": payload.get("aseq"), "saved_at": e.get("created_at", self.now())}
                     )
@@ -390,13 +492,25 @@ class CandidateLink(Incidents):
                 if w.state != "in_exam":
                     raise Refused("not_in_exam", "考生不在考试中", "candidate is not writing")
                 valid = self._validate_answers(no, w.subjects, given)
+                placed = self._place_received(no, given, listings)
             except Refused as exc:
                 refused += [
                     {"seq": e["seq"], "code": exc.code}
                     for e in entries
-                    if e.get("kind") == "answer" and str(e.get("admission_no", "")) == no
+                    if e.get("kind") == "answer" and "unsent" not in e and str(e.get("admission_no")) == no
                 ]
                 continue
+            finally:
+                # Stored, or never to be: what came for these answers is not kept.
+                sent = {
+                    f["sha256"]
+                    for e in entries
+                    if str(e.get("admission_no")) == no
+                    for f in listings.get(e["seq"], ())
+                }
+                if sent:
+                    with contextlib.suppress(Refused):
+                        answer_files.drop_incoming(self.answer_root(), no, sent)
             rows += valid
             self.event(
                 "answers_saved",
@@ -406,5 +520,102 @@ class CandidateLink(Incidents):
                 operator="",
                 count=len(valid),
                 seq_to=max(r["seq"] for r in valid),
+                **({"files": placed} if placed else {}),
             )
-        return {"upto": max(seqs), "refused": refused}
+        result: dict[str, Any] = {"upto": max(seqs[:waiting], default=0), "refused": refused}
+        if waiting < len(seqs):
+            result["missing"] = seqs[waiting]
+        return result
+
+    def _waiting_for_files(
+        self, ip: str, entries: list[dict[str, Any]], writers: dict[tuple[str, str], journal_store.Writer]
+    ) -> int:
+        """The index of the first answer entry that lists files and would be the newest
+        answer to its question, but whose files are not all complete in `.incoming`
+        (len(entries) when there is none). An entry that will be refused anyway, or that
+        is older than what the box holds, needs no files."""
+        stored: dict[str, dict[tuple[str, str], int]] = {}
+        for i, e in enumerate(entries):
+            payload = e.get("payload")
+            if e.get("kind") != "answer" or "unsent" in e or not isinstance(payload, dict):
+                continue
+            try:
+                listing = _listing(payload.get("value"))
+            except Refused:
+                continue  # refused with its entry
+            no, aseq = str(e.get("admission_no", "")), payload.get("aseq")
+            w = writers.get((no, ip))
+            if listing is None or w is None or w.state != "in_exam" or type(aseq) is not int:
+                continue
+            if no not in stored:
+                stored[no] = {
+                    (a.subject, a.question): a.seq
+                    for a in Answer.select(Answer.subject, Answer.question, Answer.seq).where(
+                        Answer.admission_no == no
+                    )
+                }
+            key = (str(payload.get("subject")), str(payload.get("question")))
+            if aseq <= stored[no].get(key, 0):
+                continue
+            stored[no][key] = aseq  # the entries after it compare with this one
+            root = self.answer_root()
+            if any(answer_files.received(root, no, f["sha256"], f["size"]) is None for f in listing):
+                return i
+        return len(entries)
+
+    def _place_received(
+        self, admission_no: str, given: list[dict[str, Any]], listings: dict[int, list[dict[str, Any]]]
+    ) -> int:
+        """The files of the newest listing answer to each question, from `.incoming`
+        (`given`: the candidate's answer entries of the frame, `seq` being the aseq). A
+        newer answer of no work at all (the app journals an empty collection as null)
+        empties a question's folder that holds files."""
+        if not listings and all(a.get("value") is not None for a in given):
+            return 0  # the hot path: no operation answer in the frame
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for a in given:
+            key = (str(a["subject"]), str(a["question"]))
+            if key not in newest or a["seq"] > newest[key]["seq"]:
+                newest[key] = a
+        root, session = self.answer_root(), self.current_session().number
+        groups: dict[tuple[str, str], tuple[int, list[answer_files.Received]]] = {}
+        for key, a in newest.items():
+            listing = _listing(a.get("value"))
+            if listing is not None:
+                folder = answer_files.incoming_folder(root, admission_no)
+                groups[key] = (
+                    a["seq"],
+                    [answer_files.Received(*key, f["name"], folder / f["sha256"], f["size"], f["sha256"])
+                     for f in listing],
+                )  # fmt: skip
+            elif a.get("value") is None:
+                with contextlib.suppress(Refused):
+                    if answer_files.question_folder(root, session, admission_no, *key).is_dir():
+                        groups[key] = (a["seq"], [])
+        return self._place_files(admission_no, session, groups) if groups else 0
+
+
+def _listing(value: Any) -> list[dict[str, Any]] | None:
+    """An operation task's answer value `{"files": [{name, size, sha256}, ...]}`: its
+    listing, checked as the answer package's reader checks a file index; None for any
+    other answer. A listing that is not valid is refused (bad_answers)."""
+    if not isinstance(value, dict) or "files" not in value:
+        return None
+    listing, names = value["files"], set()
+    if not isinstance(listing, list) or len(listing) > MAX_ANSWER_FILES:
+        raise Refused("bad_answers", "作品文件清单无效", "the listing is not a list of at most 1000")
+    for f in listing:
+        ok = (
+            isinstance(f, dict)
+            and isinstance(f.get("name"), str)
+            and valid_file_name(f["name"])
+            and f["name"] not in names
+            and type(f.get("size")) is int
+            and 0 <= f["size"] <= MAX_FILE_BYTES
+            and isinstance(f.get("sha256"), str)
+            and _SHA256.fullmatch(f["sha256"]) is not None
+        )
+        if not ok:
+            raise Refused("bad_answers", "作品文件清单无效", f"bad listing entry {f!r:.120}")
+        names.add(f["name"])
+    return listing

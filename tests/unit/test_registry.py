@@ -16,7 +16,7 @@ from kiosk.services.room import RoomService
 # engine's timer, building blocks and lookups other operations use.
 NOT_VERBS = {
     "seat_link", "seat_links", "pc_welcome", "sync_journals", "reset_links", "candidate_login", "client_view",
-    "client_event", "candidate_begin", "save_answers",
+    "client_event", "candidate_begin", "save_answers", "receive_file",
     "candidate_submit", "raise_hand", "tick", "subscribe", "tx", "event", "now", "operator", "config",
     "box_ip", "require_config", "exam", "require_exam", "policy", "admin", "current_session",
     "session_of", "get_session", "get_candidate", "get_candidates", "get_seat", "seat_by_ip", "phase",
