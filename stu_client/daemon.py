@@ -9,12 +9,13 @@ the loop, which is what "saved" means to a candidate."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from stu_client.platform import (
     local_ipv4s,
     mac_towards,
 )
+from stu_client.workfiles import listing_of, snapshot_intact, snapshot_path
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,15 @@ REQUEST_TIMEOUT_S = 10.0
 JACK_TIMEOUT_S = 15.0  # a journal frame not covered by a jack by then is sent again
 JOURNAL_BATCH = 50  # entries per frame: the box holds one frame per link in memory at most
 BACKOFF_FIRST_S, BACKOFF_CAP_S = 0.5, 2.0  # capped so a PC is back within 3 s of its cable
+FILE_CHUNK = 512 * 1024  # bytes of a work file per put_file (the box takes at most this)
+FILE_RETRY_S = 2.0  # an upload the box refused for now, or an entry it still waits files for
+# put_file refusals after which the PC gives the files up (the entry goes as "unsent"),
+# and those after which it tries again; any other concerns the candidate (not writing
+# here): the entry goes as it is and the box refuses it.
+_FILES_NEVER = {"file_too_large", "work_too_large"}
+_FILES_RETRY = {
+    "bad_hash", "file_gap", "file_overlap", "write_failed", "failed", "bad_args", "snapshot_short"
+}
 
 
 __all__ = ["BoxRefused", "Bundle", "BundleError", "Daemon", "load_bundle"]
@@ -66,6 +77,7 @@ class _Link:
         self.writer = writer
         self.jack = asyncio.Event()
         self.sent_upto = 0  # highest journal seq sent on this link
+        self.missing: int | None = None  # the box's last jack: it waits for this entry's files
 
     async def send(self, msg: dict[str, Any]) -> None:
         wire.write_frame(self.writer, msg)
@@ -136,6 +148,11 @@ class Daemon:
         self.scans_ignored = 0
         self.app_restarts = 0  # answer-app processes started again by the supervisor
         self.app_checks = 0  # supervisor rounds, so a test can see one that did nothing
+        self.file_bytes_sent = 0  # work-file bytes sent with put_file
+        self.file_retry_s = FILE_RETRY_S
+        # Awaited after every chunk the box took, with (sha256, bytes it holds): a test
+        # pauses an upload there (or drops the link in the middle of one).
+        self.after_chunk: Callable[[str, int], Awaitable[None]] | None = None
 
         self._listeners: list[Listener] = []
         self.commands = Commands(self.state, self.journal, self.platform)
@@ -557,7 +574,8 @@ class Daemon:
 
     async def _sync_loop(self, link: _Link) -> None:
         """Unacknowledged entries in seq order, one frame in flight, from the first unacked
-        one again on every new link."""
+        one again on every new link. A frame ends with the first answer that lists work
+        files, and those files are on the box before the frame is sent (put_file)."""
         while True:
             self._journal_wake.clear()
             entries = self.journal.unacked(JOURNAL_BATCH)
@@ -568,17 +586,103 @@ class Daemon:
                     async with asyncio.timeout(self.journal_poll_s):
                         await self._journal_wake.wait()
                 continue
+            try:
+                entries = await self._with_files(entries)
+            except BoxRefused as exc:
+                log.warning("%s: the box refused a work file for now (%s); again shortly", self.hostname, exc)
+                await asyncio.sleep(self.file_retry_s)
+                continue
             last = entries[-1]["seq"]
             link.sent_upto = max(link.sent_upto, last)
             link.jack.clear()
+            link.missing = None
             await link.send({"t": wire.JOURNAL, "entries": entries})
             # Until every entry of the frame is acknowledged (a jack may cover only part
-            # of it) or gone (init); after JACK_TIMEOUT_S the rest is sent again.
+            # of it) or gone (init); after JACK_TIMEOUT_S the rest is sent again. A jack
+            # naming an entry whose files the box lacks ends the wait: upload, send again.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(JACK_TIMEOUT_S):
-                    while self.journal.acked_upto() < last:
+                    while self.journal.acked_upto() < last and link.missing is None:
                         await link.jack.wait()
                         link.jack.clear()
+            if link.missing is not None:
+                log.warning("%s: the box lacks the files of entry %d; again", self.hostname, link.missing)
+                await asyncio.sleep(self.file_retry_s)
+
+    async def _with_files(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The frame to send: up to the first answer that lists work files, whose files
+        the box then holds. Files this PC cannot send (a snapshot gone or damaged, too
+        large for the box) or need not send (a later entry answers the same question)
+        mark the entry `unsent`: the box refuses it, and the journal goes on."""
+        for i, e in enumerate(entries):
+            payload = e.get("payload")
+            if e.get("kind") != "answer" or not isinstance(payload, dict):
+                continue
+            try:
+                listing = listing_of(payload.get("value"))
+            except ValueError:
+                continue  # the box refuses it as it is
+            if listing is None:
+                continue
+            entries = entries[: i + 1]
+            reason = "superseded" if self._superseded(e) else await self._send_files(e, listing)
+            if reason:
+                entries[i] = {**e, "unsent": reason}
+            break
+        return entries
+
+    def _superseded(self, e: dict[str, Any]) -> bool:
+        """A later entry of the journal answers the same question: its files count."""
+        def question(x: dict[str, Any]) -> tuple[Any, ...] | None:
+            if x["kind"] != "answer" or not isinstance(x["payload"], dict):
+                return None
+            return (x["admission_no"], x["payload"].get("subject"), x["payload"].get("question"))
+
+        return any(question(x) == question(e) for x in self.journal.unacked(10_000, after=e["seq"]))
+
+    async def _send_files(self, e: dict[str, Any], listing: list[dict[str, Any]]) -> str:
+        """Every listed file onto the box; "" when done (or when the box will refuse the
+        entry for its candidate anyway), else why they cannot go."""
+        no, sent = str(e["admission_no"]), set()
+        for f in listing:
+            sha256, size = f["sha256"], f["size"]
+            if sha256 in sent:
+                continue
+            if not await asyncio.to_thread(snapshot_intact, self.state_dir, sha256, size):
+                log.error("%s: the snapshot of work file %s is gone or damaged", self.hostname, f["name"])
+                return "snapshot_lost"
+            try:
+                await self._put_file(no, sha256, size)
+            except BoxRefused as exc:
+                if exc.code in _FILES_NEVER:
+                    log.error("%s: the box will not take work file %s: %s", self.hostname, f["name"], exc)
+                    return exc.code
+                if exc.code in _FILES_RETRY:
+                    raise
+                return ""  # not this candidate's PC, not writing: the box refuses the entry
+            sent.add(sha256)
+        return ""
+
+    async def _put_file(self, admission_no: str, sha256: str, size: int) -> None:
+        """Upload one snapshot from where the box's copy ends (an upload cut off resumes)."""
+        args = {"admission_no": admission_no, "sha256": sha256, "size": size}
+        have = _have(await self.request("put_file", **args, offset=0, data=""), size)
+        if have >= size:
+            return
+        with snapshot_path(self.state_dir, sha256).open("rb") as f:
+            while have < size:
+                f.seek(have)
+                chunk = f.read(min(FILE_CHUNK, size - have))
+                if not chunk:
+                    raise BoxRefused("snapshot_short", en=f"snapshot {sha256} ends at {have}")
+                data = base64.b64encode(chunk).decode()
+                took = _have(await self.request("put_file", **args, offset=have, data=data), size)
+                if took <= have:
+                    raise BoxRefused("failed", en=f"the box took nothing at {have} of {sha256}")
+                self.file_bytes_sent += len(chunk)
+                have = took
+                if self.after_chunk is not None:
+                    await self.after_chunk(sha256, have)
 
     # -- frames from the box --------------------------------------------------------------
 
@@ -639,6 +743,8 @@ class Daemon:
         refused = msg.get("refused")
         if isinstance(refused, list):
             self.refused.extend(r for r in refused if isinstance(r, dict))
+        # The box stopped at an entry whose files it does not hold (yet): nothing from it on applied.
+        link.missing = as_int(msg.get("missing"))
         self.journal.mark_acked(upto)
         link.jack.set()
         self._emit("acked", {"upto": upto})
@@ -710,3 +816,11 @@ class Daemon:
                     log.error("%s: the answer app is not running and cannot be started", self.hostname)
             self._notify()
             await asyncio.sleep(self.bundle.heartbeat_s)
+
+
+def _have(result: dict[str, Any], size: int) -> int:
+    """The box's answer to put_file: how many bytes of the file it holds."""
+    have = as_int(result.get("have"))
+    if have is None or not 0 <= have <= size:
+        raise BoxRefused("failed", en=f"put_file answered {result!r:.80}")
+    return have
