@@ -440,6 +440,7 @@ class BeforeExam(Seats):
             "site_code": exam.site_code,
             "site_name": exam.site_name,
             "policy": loads(exam.policy),
+            "staff": loads(exam.staff) or [],  # for the session-entry dialog
             "sessions": rows,
         }
 

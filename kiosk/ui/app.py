@@ -113,6 +113,7 @@ def build_app_class() -> type:
             self.usb: list[dict[str, Any]] = []
             self._usb_read_at = -USB_EVERY_S
             self._tasks: set[asyncio.Task[Any]] = set()
+            self.form: Any = None  # the operation form open now (tests read it)
             self._refresh = Clock.create_trigger(lambda _dt: self.spawn(self.reload()), REFRESH_S)
             engine.service.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
 
@@ -138,7 +139,13 @@ def build_app_class() -> type:
         def spawn(self, coro: Awaitable[Any]) -> None:
             task = asyncio.ensure_future(coro)
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._done)
+
+        def _done(self, task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("screen task failed", exc_info=task.exception())
+                self.toast = f"操作失败：{task.exception()}"
 
         # -- the service --------------------------------------------------------------
 
@@ -195,23 +202,57 @@ def build_app_class() -> type:
 
             self.spawn(go())
 
-        def open_op(self, verb: str, prefill: dict[str, Any] | None = None) -> Any:
-            """The operation's form; one without parameters runs at once and shows its answer."""
-            from kiosk.ui.widgets import OpForm
+        def open_op(self, verb: str, prefill: dict[str, Any] | None = None) -> None:
+            """The operation's form, its candidate fields filled from the ticked seats and its
+            path fields offering what is on the USB sticks; one without parameters runs at once."""
 
-            op = BY_VERB[verb]
-            fill = dict(prefill or {})
-            chosen = sorted(self.selected)
+            async def go() -> None:
+                from kiosk.ui.widgets import OpForm
+
+                op = BY_VERB[verb]
+                if any(p.name in ("path", "folder", "dest") for p in op.params):
+                    self.usb = await self.engine.call("usb_sticks")
+                form = OpForm(op, self._prefill(op, prefill or {}), self._choices(op))
+                self.form = form
+                form.open(animation=False)
+                if not op.params:
+                    form.submit()
+
+            self.spawn(go())
+
+        def _prefill(self, op: Op, given: dict[str, Any]) -> dict[str, Any]:
+            fill, chosen = dict(given), sorted(self.selected)
             for p in op.params:
                 if p.name == "admission_nos" and chosen and p.name not in fill:
                     fill[p.name] = chosen
                 elif p.name == "admission_no" and len(chosen) == 1 and p.name not in fill:
                     fill[p.name] = chosen[0]
-            form = OpForm(op, fill)
-            form.open(animation=False)
-            if not op.params:
-                form.submit()
-            return form
+            return fill
+
+        def _choices(self, op: Op) -> dict[str, list[tuple[str, str]]]:
+            packages = [p for stick in self.usb for p in stick["packages"]]
+            takes = {op.method, "import_answers"} if op.method == "collect" else {op.method}
+            offered = [p for p in packages if p.get("operation") in takes] or packages
+            sticks = [(Path(s["path"]).name or s["path"], s["path"]) for s in self.usb]
+            staff = (self.status.get("exam") or {}).get("staff") or []
+            user = self.status.get("user") or {}
+            people = {
+                "administrator": [(user.get("name", ""), user.get("phone", ""))] if user.get("name") else [],
+                "invigilator": [],
+            }
+            for s in staff:
+                people.setdefault(str(s.get("role")), []).append((str(s.get("name")), str(s.get("phone"))))
+            sessions = [str(s["number"]) for s in (self.status.get("exam") or {}).get("sessions", [])]
+            return {
+                "path": [(f"{p['kind_zh']}：{Path(p['path']).name}", p["path"]) for p in offered],
+                "folder": sticks,
+                "dest": sticks,
+                "session": [(f"第 {n} 场", n) for n in sessions],
+                "admin_name": [(n, n) for n, _ in people["administrator"]],
+                "admin_phone": [(f"{n} {t}", t) for n, t in people["administrator"]],
+                "invigilator_name": [(n, n) for n, _ in people["invigilator"]],
+                "invigilator_phone": [(f"{n} {t}", t) for n, t in people["invigilator"]],
+            }
 
     return KioskApp
 

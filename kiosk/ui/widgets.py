@@ -32,6 +32,31 @@ PRESETS = {
 }
 
 
+HINTS = {  # parameters the registry leaves without a help text
+    "path": "文件（可点选下方U盘上的文件）",
+    "folder": "文件夹（可点选下方的U盘）",
+    "dest": "目标文件夹（可点选下方的U盘）",
+    "admission_no": "准考证号",
+    "admission_nos": "准考证号（多个用逗号分隔；可在座位图中勾选）",
+    "session": "场次",
+    "admin_name": "系统管理员姓名",
+    "admin_phone": "系统管理员电话",
+    "invigilator_name": "监考员姓名",
+    "invigilator_phone": "监考员电话",
+}
+# Touch labels where the registry's title is written for the command line.
+LABELS = {
+    "envcheck": "环境检测（可只补测未通过的）",
+    "authorise": "考试授权",
+    "allow-start": "允许开考",
+    "refresh": "刷新考生状态",
+}
+
+
+def label(verb: str) -> str:
+    return LABELS.get(verb) or BY_VERB[verb].title
+
+
 class Key(Button):
     """One key of the on-screen keyboard."""
 
@@ -90,11 +115,17 @@ class OpButton(Button):
 
     def on_verb(self, _w: Any, verb: str) -> None:
         if not self.text:
-            self.text = BY_VERB[verb].title
+            self.text = label(verb)
 
 
 class KDialog(ModalView):
     """A dialog whose content is a KCard; closes only by its own buttons."""
+
+
+class Toast(ModalView):
+    """A short list or notice, closed by 知道了 or a tap outside."""
+
+    text = StringProperty("")
 
 
 class OpForm(KDialog):
@@ -105,26 +136,34 @@ class OpForm(KDialog):
     result = StringProperty("")
     error = StringProperty("")
 
-    def __init__(self, op: Op, prefill: dict[str, Any] | None = None, on_done: Any = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        op: Op,
+        prefill: dict[str, Any] | None = None,
+        choices: dict[str, list[tuple[str, str]]] | None = None,
+        **kw: Any,
+    ) -> None:
+        """`choices`: per parameter, one-tap (label, value) pairs (the packages on the
+        sticks for a path, the sticks for a folder) before the usual phrases."""
         super().__init__(**kw)
-        self.op, self.on_done = op, on_done
-        self.title = op.title
+        self.op = op
+        self.title = label(op.verb)
         self.fields: dict[str, Any] = {}
         box = self.ids.fields
         for p in op.params:
             value = (prefill or {}).get(p.name, p.default)
-            label = p.help or p.name
+            hint = p.help or HINTS.get(p.name, p.name)
             if p.kind == "bool":
-                w = Factory.KToggle(text=label, state="down" if value else "normal")
+                w = Factory.KToggle(text=hint, state="down" if value else "normal")
             else:
                 w = FormInput(
-                    hint_text=label + ("（必填）" if p.required else ""),
+                    hint_text=hint + ("（必填）" if p.required else ""),
                     text=""
                     if value is None
                     else (",".join(value) if isinstance(value, list) else str(value)),
                     digits=p.kind == "int" or p.name in ("code", "challenge"),
                     password=p.name in ("password", "old", "new"),
-                    presets=PRESETS.get(p.name, ()),
+                    presets=[*(choices or {}).get(p.name, ()), *((x, x) for x in PRESETS.get(p.name, ()))],
                 )
             self.fields[p.name] = w
             box.add_widget(w)
@@ -161,8 +200,6 @@ class OpForm(KDialog):
     def done(self, result: Any) -> None:
         self.error = ""
         self.result = human(result) if result not in (None, {}, []) else "完成"
-        if self.on_done is not None:
-            self.on_done(result)
 
     def refused(self, zh: str) -> None:
         self.result, self.error = "", zh
@@ -176,10 +213,10 @@ class FormInput(BoxLayout):
     digits = BooleanProperty(False)
     password = BooleanProperty(False)
 
-    def __init__(self, presets: tuple[str, ...] = (), **kw: Any) -> None:
+    def __init__(self, presets: list[tuple[str, str]] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
-        for phrase in presets:
-            self.ids.presets.add_widget(Factory.Preset(text=phrase, on_release=lambda b: self.put(b.text)))
+        for text, value in presets or ():
+            self.ids.presets.add_widget(Factory.Preset(text=text, on_release=lambda _b, v=value: self.put(v)))
         self.ids.presets.height = dp(48) if presets else 0
 
     def put(self, phrase: str) -> None:
@@ -194,5 +231,5 @@ class FormInput(BoxLayout):
             form.ids.keyboard.digits = self.digits
 
 
-for cls in (Key, Keyboard, OpButton, KDialog, OpForm, FormInput):
+for cls in (Key, Keyboard, OpButton, KDialog, Toast, OpForm, FormInput):
     Factory.register(cls.__name__, cls=cls)

@@ -88,18 +88,47 @@ async def screen(app: Any, name: str, timeout: float = T) -> None:
 
 
 async def press(text: str | None = None, contains: str | None = None, timeout: float = T) -> Any:
-    """Tap the one enabled button showing this text, once it is laid out in the window."""
+    """Tap the one enabled button showing this text, once it is laid out in the window
+    (its place is the same over two drawn frames: a screen just switched to has its
+    widgets at the origin until its first layout)."""
+    from kivy.clock import Clock
+
+    seen: dict[int, tuple[float, float, int]] = {}
 
     def ready() -> Any:
-        found = [w for w in find(text, contains=contains) if hasattr(w, "trigger_action")]
-        if len(found) != 1 or found[0].disabled:
+        found = [w for w in find(text, contains=contains) if hasattr(w, "trigger_action") and _topmost(w)]
+        if len(found) != 1 or found[0].disabled or found[0].width <= 1 or found[0].get_root_window() is None:
             return None
         w = found[0]
-        return w if w.width > 1 and w.get_root_window() is not None and _topmost(w) else None
+        x, y = w.to_window(*w.center)
+        before = seen.get(id(w))
+        seen[id(w)] = (x, y, Clock.frames_displayed)
+        stable = before is not None and before[:2] == (x, y) and before[2] < Clock.frames_displayed
+        return w if stable else None
 
-    widget = await until(ready, timeout, f"button {text or contains!r}")
+    def visible() -> Any:  # a button inside a scrolled list is scrolled into view first
+        w = ready()
+        if w is None:
+            return None
+        for view in (p for p in ancestors(w) if type(p).__name__ == "ScrollView"):
+            vx, vy = view.parent.to_window(*view.pos)
+            x, y = w.to_window(*w.center)
+            if not (vx <= x <= vx + view.width and vy <= y <= vy + view.height):
+                view.scroll_to(w, padding=10, animate=False)
+                seen.clear()
+                return None
+        return w
+
+    widget = await until(visible, timeout, f"button {text or contains!r}")
     tap(widget)
     return widget
+
+
+def ancestors(widget: Any) -> Iterator[Any]:
+    p = widget.parent
+    while p is not None and p is not p.parent:
+        yield p
+        p = p.parent
 
 
 def _topmost(widget: Any) -> bool:
@@ -258,3 +287,22 @@ def id_number(first17: str) -> str:
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     total = sum(int(d) * w for d, w in zip(first17, weights, strict=True))
     return first17 + "10X98765432"[total % 11]
+
+
+async def long_press(widget: Any, opened: Callable[[], Any]) -> None:
+    """A finger held on the widget until `opened()` (its menu) shows, then lifted."""
+    from kivy.tests.common import UnitTestTouch
+
+    x, y = widget.to_window(*widget.center)
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    try:
+        await until(opened, what="the long-press menu")
+    finally:
+        touch.touch_up()
+
+
+async def type_keys(text: str) -> None:
+    """Type on the on-screen keyboard, key by key."""
+    for ch in text:
+        await press(ch)
