@@ -24,6 +24,25 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(ns: argparse.Namespace) -> int:
+    from kiosk.common.fonts import NoChineseFont
+    from kiosk.ui.app import run
+
+    size = None
+    if ns.window:
+        try:
+            w, h = (int(v) for v in ns.window.lower().split("x"))
+        except ValueError:
+            print("--window 应为 宽x高，例如 1280x800", file=sys.stderr)
+            return 2
+        size = (w, h)
+    try:
+        return run(ns.home, kiosk=size is None, size=size)
+    except NoChineseFont as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from kiosk.demo import run_demo
 
@@ -165,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", help="数据目录（默认 KIOSK_HOME）")
     p.add_argument("--simulate-seats", type=int, default=0, help="在本进程模拟 N 台考试机（演示/测试）")
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("run", help="运行监考机触屏程序（含监考引擎）")
+    p.add_argument("--home", help="数据目录（默认 KIOSK_HOME）")
+    p.add_argument("--window", default="", metavar="WxH", help="以窗口方式运行（调试用），例如 1280x800")
+    p.set_defaults(fn=cmd_run)
     sub.add_parser("ctl", help="执行一项监考操作（kiosk ctl --help）")
     p = sub.add_parser("demo", help="在本机运行一个演示考场")
     p.add_argument("--home", help="数据目录（默认临时目录）")

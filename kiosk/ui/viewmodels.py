@@ -16,6 +16,7 @@ STATE_COLOURS = {  # the seat grid's colour per candidate state (RGBA)
     "submitted": (0.25, 0.35, 0.55, 1),
     "absent": (0.62, 0.64, 0.68, 1),
     "empty": (0.97, 0.97, 0.98, 1),
+    "offline": (0.93, 0.55, 0.13, 1),  # a candidate writing whose PC lost the box
 }
 STATS = (  # the stats bar, in the manual's order
     ("expected", "应考"),
@@ -62,10 +63,11 @@ def seat_cells(status: Mapping[str, Any]) -> list[SeatCell]:
     for s in status.get("seats", []):
         number = f"{int(s['number']):03d}"
         c = by_seat.get(number)
-        if c is None:
+        if c is None:  # nobody has logged in here (yet)
+            up = bool(s.get("online"))
             cells.append(
-                SeatCell(number, s["ip"], "", "", "empty", "空闲", bool(s.get("online")),
-                         () if s.get("online") else ("离线",), STATE_COLOURS["empty"], False)
+                SeatCell(number, s["ip"], "", "", "empty", "未登录" if session else "空闲", up,
+                         () if up else ("离线",), STATE_COLOURS["empty"], False)
             )  # fmt: skip
             continue
         state = c["state"]
@@ -81,8 +83,8 @@ def seat_cells(status: Mapping[str, Any]) -> list[SeatCell]:
             )
             if on
         ]
-        colour = STATE_COLOURS.get(state, STATE_COLOURS["empty"])
-        online, dark = bool(c.get("online")), state in ("in_exam", "submitted")
+        colour = STATE_COLOURS["offline" if "离线" in flags else state]
+        online, dark = bool(c.get("online")), state in ("in_exam", "submitted") or "离线" in flags
         cells.append(
             SeatCell(number, s["ip"], c["admission_no"], c["name"], state, c["state_zh"], online,
                      tuple(flags), colour, dark)

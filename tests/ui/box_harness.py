@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from kiosk.settings import load
+from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet
 from tests.liveroom import ROOM, free_port
-from tests.ui.harness import until
+from tests.ui.harness import press, until
 
 
 @asynccontextmanager
@@ -59,3 +61,40 @@ async def box_app(engine: Any) -> AsyncIterator[Any]:
     finally:
         app.stop()
         await task
+
+
+def stick_with_exam(tmp: Path, pcs: int) -> Any:
+    """A USB stick folder with the room sheet, the exam data and session 1's authorisation."""
+    exam = build_default_exam(
+        room_code=ROOM, first_start=time.time() - 60, candidates_per_session=pcs, mock=False
+    )
+    exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
+    files = author_site(tmp / "site", [exam]).rooms[ROOM]
+    stick = tmp / "media" / "STICK"
+    stick.mkdir(parents=True)
+    for f in (files.sheet, files.package, files.authorisations[1]):
+        (stick / f.name).write_bytes(f.read_bytes())
+    return files
+
+
+async def close_form(app: Any) -> None:
+    await until(lambda: app.form is not None and (app.form.result or app.form.error), what="the answer")
+    assert not app.form.error, app.form.error
+    await press("关闭")
+
+
+async def open_form(app: Any, button: str) -> Any:
+    before = app.form
+    await press(button)
+    return await until(lambda: app.form is not before and app.form, what=f"the form of {button}")
+
+
+async def operation(app: Any, button: str, *choices: str) -> None:
+    """Open an operation, tap the one-tap choices, 确定 (when it has parameters), read the
+    answer, close."""
+    form = await open_form(app, button)
+    for c in choices:
+        await press(contains=c)
+    if form.op.params:
+        await press("确定")
+    await close_form(app)

@@ -5,15 +5,12 @@ folder: the before-exam wizard and a session in the monitor, by touch alone."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kiosk.site.mock import author_site, build_default_exam
-from tests.liveroom import ROOM
-from tests.ui.box_harness import box_app, box_engine
+from tests.ui.box_harness import box_app, box_engine, close_form, open_form, operation, stick_with_exam
 from tests.ui.harness import find, long_press, one, press, settle, shoot, tap, type_keys, until
 
 PCS = 4
@@ -27,45 +24,9 @@ def run(coro: Any) -> None:
     asyncio.run(main())
 
 
-def stick_with_exam(tmp: Path) -> Any:
-    exam = build_default_exam(
-        room_code=ROOM, first_start=time.time() - 60, candidates_per_session=PCS, mock=False
-    )
-    exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
-    files = author_site(tmp / "site", [exam]).rooms[ROOM]
-    stick = tmp / "media" / "STICK"
-    stick.mkdir(parents=True)
-    for f in (files.sheet, files.package, files.authorisations[1]):
-        (stick / f.name).write_bytes(f.read_bytes())
-    return files
-
-
-async def close_form(app: Any) -> None:
-    await until(lambda: app.form is not None and (app.form.result or app.form.error), what="the answer")
-    assert not app.form.error, app.form.error
-    await press("关闭")
-
-
-async def open_form(app: Any, button: str) -> Any:
-    before = app.form
-    await press(button)
-    return await until(lambda: app.form is not before and app.form, what=f"the form of {button}")
-
-
-async def operation(app: Any, button: str, *choices: str) -> None:
-    """Open an operation, tap the one-tap choices, 确定 (when it has parameters), read the
-    answer, close."""
-    form = await open_form(app, button)
-    for c in choices:
-        await press(contains=c)
-    if form.op.params:
-        await press("确定")
-    await close_form(app)
-
-
 @pytest.mark.slow
 def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Path, xdisplay: str) -> None:
-    files = stick_with_exam(tmp_path)
+    files = stick_with_exam(tmp_path, PCS)
     shots = tmp_path / "shots"
 
     async def body() -> None:
