@@ -46,7 +46,7 @@ async def tour(out: Path, tmp: Path, pcs: int) -> list[Path]:
         await engine.call("room_sheet_import", str(files.sheet), files.registration_code)
         await h.press("2 机位管理")
         await b.operation(app, "自动扫描机位")
-        await h.until(lambda: len(app.seats) == pcs, timeout=30)
+        await h.until(lambda: len(app.seats) == pcs and all(s.get("online") for s in app.seats), timeout=30)
         await shot("04-seats")
         await h.press("3 环境检测")
         for _ in range(4):
