@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,14 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     from kiosk.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints the room itself
-    return run_demo(home=ns.home, seats=ns.seats, speed=ns.speed, hold=ns.hold)
+    ui = not ns.headless and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if ui:
+        from kiosk.common.kivyenv import configure_kivy
+
+        configure_kivy(kiosk=False, size=(1280, 800))
+    else:
+        print("（无图形界面：演示以文字方式运行；有显示器时会打开监考机窗口）")
+    return run_demo(home=ns.home, seats=ns.seats, speed=ns.speed, hold=ns.hold or ui, ui=ui)
 
 
 def cmd_site_mock(ns: argparse.Namespace) -> int:
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seats", type=int, default=40)
     p.add_argument("--speed", type=float, default=60.0, help="演示时钟倍速")
     p.add_argument("--hold", action="store_true", help="演示结束后保持引擎运行（可用 kiosk ctl 查看）")
+    p.add_argument("--headless", action="store_true", help="不打开监考机窗口（即使有显示器）")
     p.set_defaults(fn=cmd_demo)
     site = sub.add_parser("site", help="考点工具").add_subparsers(dest="site_cmd", required=True)
     p = site.add_parser("mock", help="生成模拟考试数据")

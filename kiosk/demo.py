@@ -70,8 +70,18 @@ def _clock_text(seconds: int) -> str:
 
 
 class Demo:
-    def __init__(self, home: Path, seats: int, speed: float, out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        home: Path,
+        seats: int,
+        speed: float,
+        out: Callable[[str], None] = print,
+        ui: bool = False,
+        hold: bool = False,
+    ) -> None:
         self.home = home
+        self.ui = ui  # open the box's touch app on the room while the demo plays
+        self.hold = hold
         self.speed = speed
         self.out = out
         self.rng = random.Random(7)
@@ -154,9 +164,32 @@ class Demo:
         await self.network.start(svc)
         self.runner = await start_admin(svc, self.home, "127.0.0.1", 0, self.executor)
         self.out(f"演示考场数据目录：{self.home}\n查看状态：kiosk ctl --home {self.home} status")
+        app_task = self._open_app() if self.ui else None
         await self.before_exam()
         await self.during_exam()
         await self.after_exam()
+        if app_task is not None:
+            if self.hold:
+                self.out("演示完成；关闭监考机窗口即退出。")
+            else:
+                self.app.stop()
+            await app_task
+
+    def _open_app(self) -> asyncio.Task[None]:
+        """The touch app on this room, logged in, on this loop."""
+        from kiosk.ui.app import build_app_class
+
+        demo = self
+
+        class Engine:  # what the app needs of an engine: the service and its worker thread
+            service = demo.service
+
+            async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+                return await demo.call(getattr(demo.service, name), *args, **kwargs)
+
+        app = self.app = build_app_class()(Engine(), closable=True)
+        app.bind(on_start=lambda *_a: app.login("888"))
+        return asyncio.create_task(app.run_async())
 
     async def before_exam(self) -> None:
         svc = self.service
@@ -282,7 +315,9 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
-def run_demo(home: str | None = None, seats: int = 40, speed: float = 60.0, hold: bool = False) -> int:
+def run_demo(
+    home: str | None = None, seats: int = 40, speed: float = 60.0, hold: bool = False, ui: bool = False
+) -> int:
     if not 12 <= seats <= 150:
         print("演示考场的机位数应在 12 到 150 之间")
         return 2
@@ -290,10 +325,10 @@ def run_demo(home: str | None = None, seats: int = 40, speed: float = 60.0, hold
     folder.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:
-        demo = Demo(folder, seats, speed)
+        demo = Demo(folder, seats, speed, ui=ui, hold=hold)
         try:
             await demo.run()
-            if hold:
+            if hold and not ui:
                 print("演示完成，引擎继续运行；按 Ctrl-C 退出。", flush=True)
                 await asyncio.Event().wait()
         finally:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from kiosk.common.fonts import chinese_font
+from kiosk.common.kivyenv import configure_kivy, use_chinese_font
 from kiosk.core.errors import Refused
 from kiosk.services.registry import BY_VERB, Op, coerce
 from kiosk.ui import viewmodels as vm
@@ -52,36 +50,16 @@ SEAT_MENU = ("violation-add", "resume", "extra-time", "lock", "message", "hand-a
 CANDIDATE_PARAMS = ("admission_no", "admission_nos")
 
 
-def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None) -> None:
-    """Before Kivy is imported: no argv parsing, logs through Python logging, the window."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
-    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
-    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("SDL_VIDEODRIVER", "x11")  # never Kivy's silent offscreen fallback
-    from kivy.config import Config
-
-    Config.set("kivy", "exit_on_escape", "0")
-    Config.set("input", "mouse", "mouse,disable_multitouch")
-    if size:
-        Config.set("graphics", "width", str(size[0]))
-        Config.set("graphics", "height", str(size[1]))
-    if kiosk:
-        Config.set("graphics", "fullscreen", "auto")
-        Config.set("graphics", "borderless", "1")
-
-
 def build_app_class() -> type:
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.text import LabelBase
     from kivy.core.window import Window
     from kivy.lang import Builder
     from kivy.properties import BooleanProperty, ListProperty, StringProperty
 
     from kiosk.ui import monitor, widgets  # noqa: F401  (registers the kv classes)
 
-    LabelBase.register("Roboto", str(chinese_font()))
+    use_chinese_font()
     for kv in KV_FILES:
         if str(UI_DIR / kv) not in Builder.files:
             Builder.load_file(str(UI_DIR / kv))
@@ -105,9 +83,12 @@ def build_app_class() -> type:
         stats = ListProperty([])
         toast = StringProperty("")
 
-        def __init__(self, engine: Any, **kw: Any) -> None:
+        def __init__(self, engine: Any, closable: bool = False, **kw: Any) -> None:
+            """`engine`: `.service` and `await .call(method, ...)`; `closable`: the window
+            may be closed (the demo), where the appliance refuses."""
             super().__init__(**kw)
             self.engine = engine
+            self.closable = closable
             self.status: dict[str, Any] = {}
             self.selected: set[str] = set()  # admission numbers ticked in the monitor
             self.usb: list[dict[str, Any]] = []
@@ -121,7 +102,7 @@ def build_app_class() -> type:
             return True  # loaded once per process above
 
         def build(self) -> Any:
-            Window.bind(on_request_close=lambda *_a: True)  # the box is an appliance: no closing
+            Window.bind(on_request_close=lambda *_a: not self.closable)  # an appliance is not closed
             Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
             return Builder.load_string("KioskRoot:")
 

@@ -161,7 +161,8 @@ class OpForm(KDialog):
                     text=""
                     if value is None
                     else (",".join(value) if isinstance(value, list) else str(value)),
-                    digits=p.kind == "int" or p.name in ("code", "challenge"),
+                    digits=p.kind == "int",
+                    upper=p.name == "code",  # authorisation codes: capitals and digits
                     password=p.name in ("password", "old", "new"),
                     presets=[*(choices or {}).get(p.name, ()), *((x, x) for x in PRESETS.get(p.name, ()))],
                 )
@@ -170,7 +171,7 @@ class OpForm(KDialog):
         first = next((w for w in self.fields.values() if isinstance(w, FormInput)), None)
         self.ids.keyboard.target = first.ids.input if first is not None else None
         if first is not None:
-            self.ids.keyboard.digits = first.digits
+            self.ids.keyboard.digits, self.ids.keyboard.upper = first.digits, first.upper
         self.ids.keyboard.opacity = 1 if first is not None else 0
 
     def values(self) -> dict[str, Any]:
@@ -211,6 +212,7 @@ class FormInput(BoxLayout):
     hint_text = StringProperty("")
     text = StringProperty("")
     digits = BooleanProperty(False)
+    upper = BooleanProperty(False)
     password = BooleanProperty(False)
 
     def __init__(self, presets: list[tuple[str, str]] | None = None, **kw: Any) -> None:
@@ -229,6 +231,7 @@ class FormInput(BoxLayout):
         if isinstance(form, OpForm):
             form.ids.keyboard.target = self.ids.input
             form.ids.keyboard.digits = self.digits
+            form.ids.keyboard.upper = self.upper
 
 
 for cls in (Key, Keyboard, OpButton, KDialog, Toast, OpForm, FormInput):

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from kiosk.common.fonts import chinese_font
+from kiosk.common.kivyenv import configure_kivy, use_chinese_font
 from stu_client import core
 from stu_client.appapi import AppLink
 from stu_client.candidate import ActionRefused, CandidateSession, find_sticks
@@ -25,40 +23,18 @@ SAVE_DEBOUNCE_S = 0.8  # an answer is in the journal at most this long after the
 RETRY_S = 3.0  # an automatic submission the box did not take is tried again this often
 
 
-def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None) -> None:
-    """Before Kivy is imported: no argv parsing, no log spam on stdout, the window."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
-    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
-    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
-    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
-        # Without a display Kivy's SDL silently renders offscreen: fail visibly instead.
-        os.environ.setdefault("SDL_VIDEODRIVER", "x11")
-    from kivy.config import Config
-
-    Config.set("kivy", "exit_on_escape", "0")
-    Config.set("input", "mouse", "mouse,disable_multitouch")
-    if size:
-        Config.set("graphics", "width", str(size[0]))
-        Config.set("graphics", "height", str(size[1]))
-    if kiosk:
-        Config.set("graphics", "fullscreen", "auto")
-        Config.set("graphics", "borderless", "1")
-        Config.set("graphics", "always_on_top", "1")
-
-
 def build_app_class() -> type:
     """The App class, made after configure_kivy() so that importing this module does not
     open a window."""
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.text import LabelBase
     from kivy.core.window import Window
     from kivy.lang import Builder
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 
     from stu_client.ui import widgets  # noqa: F401  (registers the kv classes)
 
-    LabelBase.register("Roboto", str(chinese_font()))  # the default font name: every label
+    use_chinese_font()
     for kv in ("widgets.kv", "journey.kv", "answering.kv"):
         if str(UI_DIR / kv) not in Builder.files:
             Builder.load_file(str(UI_DIR / kv))
@@ -352,7 +328,7 @@ def _hm(t: float) -> str:
 
 def run(state_dir: Path, kiosk: bool = True, size: tuple[int, int] | None = None) -> int:
     """`stu-client app`: the answer app until the box closes it."""
-    configure_kivy(kiosk, size)
+    configure_kivy(kiosk, size, on_top=True)
     app = build_app_class()(state_dir)
     asyncio.run(app.run_async())
     return 0

@@ -306,3 +306,25 @@ async def type_keys(text: str) -> None:
     """Type on the on-screen keyboard, key by key."""
     for ch in text:
         await press(ch)
+
+
+async def through_to_the_paper(app: Any, room: LiveRoom, clock: ManualClock) -> None:
+    """From the identity check to the paper: confirm, agree, draw, read the rules, and
+    the box starts the exam (its countdown of 30 s run on the box clock)."""
+    for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
+        await press(button)
+    await screen(app, "countdown")
+    clock.set(room.t0 + 3600 - 10)  # type: ignore[attr-defined]
+    await room.op("allow_start")
+    clock.advance(31)
+    await screen(app, "answering")
+
+
+def run_test(coro: Any, limit_s: float = 150) -> None:
+    """Run an async test body on a fresh loop, failing (not hanging) after limit_s."""
+
+    async def main() -> None:
+        async with asyncio.timeout(limit_s):
+            await coro
+
+    asyncio.run(main())

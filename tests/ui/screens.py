@@ -8,13 +8,10 @@ saves `<out>/<size>/<nn>-<screen>.png`."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from tests.ui import shots
 
 SIZES = ((1366, 768), (1920, 1080))
 SHOTS = (
@@ -142,39 +139,5 @@ async def tour(out: Path, tmp: Path) -> list[Path]:
     return written
 
 
-def _child(out: Path, size: tuple[int, int]) -> int:
-    from tests.ui import conftest  # sets Kivy's environment before Kivy is imported
-
-    proc, display = conftest.start_xvfb(size)
-    os.environ["DISPLAY"] = display
-    try:
-        from kivy.config import Config
-
-        Config.set("graphics", "width", str(size[0]))
-        Config.set("graphics", "height", str(size[1]))
-        with tempfile.TemporaryDirectory() as tmp:
-            written = asyncio.run(tour(out, Path(tmp)))
-        print(f"{size[0]}x{size[1]}: {len(written)} screenshots in {out}")
-        return 0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description="Screenshots of the answer app")
-    parser.add_argument("--out", default="docs/screens/stu")
-    parser.add_argument("--size", default="", help="one size WxH (the child process)")
-    ns = parser.parse_args()
-    if ns.size:
-        w, h = (int(v) for v in ns.size.split("x"))
-        return _child(Path(ns.out) / ns.size, (w, h))
-    for w, h in SIZES:
-        cmd = [sys.executable, "-m", "tests.ui.screens", "--out", ns.out, "--size", f"{w}x{h}"]
-        if subprocess.run(cmd, check=False).returncode:
-            return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(shots.main("tests.ui.screens", "docs/screens/stu", SIZES, tour))

@@ -4,9 +4,7 @@ driven by simulated touches through the whole candidate journey."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,19 +18,13 @@ from tests.ui.harness import (
     log_in,
     one,
     press,
+    run_test,
     screen,
     showing,
     stored_on_box,
+    through_to_the_paper,
     until,
 )
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with asyncio.timeout(150):
-            await coro
-
-    asyncio.run(main())
 
 
 @pytest.mark.slow
@@ -141,7 +133,7 @@ def test_a_candidate_goes_from_the_waiting_screen_to_submitted_by_touch(
             local = {k: v for k, (v, _seq) in app.session.journal.answers(no).items()}
             assert box_answers == local and local[q1.key] == "B" and local[judge.key] is True
 
-    run(body())
+    run_test(body())
 
 
 @pytest.mark.slow
@@ -159,12 +151,7 @@ def test_resume_elsewhere_extra_time_warnings_export_and_the_submission_at_zero(
             no = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
             async with answer_app(room.fleet[0].state_dir) as app:
                 await log_in(app, no)
-                for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
-                    await press(button)
-                clock.set(room.t0 + 3600 - 10)
-                await room.op("allow_start")
-                clock.advance(31)
-                await screen(app, "answering")
+                await through_to_the_paper(app, room, clock)
                 await press(contains="C．")
                 await until(lambda: app.save_line == "已同步", what="synced")
                 first = app.session.current
@@ -204,7 +191,7 @@ def test_resume_elsewhere_extra_time_warnings_export_and_the_submission_at_zero(
                 assert candidates(await room.op("status"))[no]["state"] == "submitted"
                 assert app.warnings == [900, 300]
 
-    run(body())
+    run_test(body())
 
 
 @pytest.mark.slow
@@ -220,12 +207,7 @@ def test_mock_mode_logs_in_by_seat_answers_by_itself_and_hands_in_on_unified_col
             await screen(app, "confirm")  # no admission number typed: the seat's candidate
             first = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
             assert app.cand_no == first
-            for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
-                await press(button)
-            clock.set(room.t0 + 3600 - 10)
-            await room.op("allow_start")
-            clock.advance(31)
-            await screen(app, "answering")
+            await through_to_the_paper(app, room, clock)
             await room.op("auto_answer", True)
             objective = [q for q in app.session.questions() if q.type in ("single", "multiple", "judge")]
             await until(lambda: len(app.session.answers) >= 3, timeout=15, what="auto-answered")
@@ -238,4 +220,4 @@ def test_mock_mode_logs_in_by_seat_answers_by_itself_and_hands_in_on_unified_col
             on_box = stored_on_box(room, first)
             assert on_box and all(on_box[k] == v for k, v in app.session.answers.items())
 
-    run(body())
+    run_test(body())

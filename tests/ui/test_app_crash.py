@@ -21,9 +21,9 @@ from tests.ui.harness import (
     candidates,
     exam_room,
     log_in,
-    press,
     screen,
     stored_on_box,
+    through_to_the_paper,
     until,
 )
 
@@ -61,13 +61,7 @@ def test_answers_shown_as_saved_survive_sigkill_of_the_app(tmp_path: Path, xdisp
             no = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
             async with answer_app(state_dir) as app:  # the journey up to the paper, in-process
                 await log_in(app, no)
-                for button in ("信息无误", "同意并继续", "抽 卷", "我已阅读"):
-                    await press(button)
-                await screen(app, "countdown")
-                clock.set(room.t0 + 3600 - 10)
-                await room.op("allow_start")
-                clock.advance(31)
-                await screen(app, "answering")
+                await through_to_the_paper(app, room, clock)
             saved: dict[tuple[str, str], str] = {}
             at: list[tuple[str, str]] = []
             for _ in range(KILLS):

@@ -4,24 +4,14 @@ folder: the before-exam wizard and a session in the monitor, by touch alone."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.ui.box_harness import box_app, box_engine, close_form, open_form, operation, stick_with_exam
-from tests.ui.harness import find, long_press, one, press, settle, shoot, tap, type_keys, until
+from tests.ui.harness import find, long_press, one, press, run_test, settle, shoot, tap, type_keys, until
 
 PCS = 4
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with asyncio.timeout(170):
-            await coro
-
-    asyncio.run(main())
 
 
 @pytest.mark.slow
@@ -114,4 +104,4 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
             by_no = {c["admission_no"]: c for c in status["session"]["candidates"]}
             assert by_no[people[0]]["locked"] and by_no[people[1]]["extra_s"] == 300
 
-    run(body())
+    run_test(body(), 170)

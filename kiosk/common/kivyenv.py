@@ -1,0 +1,37 @@
+"""Kivy's settings for both apps' windows, applied before Kivy is first imported: no
+argument parsing, logs through Python logging, a real display (never Kivy's silent
+offscreen fallback), the kiosk window, and the Chinese font as every label's default."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None, on_top: bool = False) -> None:
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "x11")
+    from kivy.config import Config
+
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    if size:
+        Config.set("graphics", "width", str(size[0]))
+        Config.set("graphics", "height", str(size[1]))
+    if kiosk:
+        Config.set("graphics", "fullscreen", "auto")
+        Config.set("graphics", "borderless", "1")
+        if on_top:
+            Config.set("graphics", "always_on_top", "1")
+
+
+def use_chinese_font() -> None:
+    """Every label's default font ("Roboto") becomes the system's Chinese font."""
+    from kivy.core.text import LabelBase
+
+    from kiosk.common.fonts import chinese_font
+
+    LabelBase.register("Roboto", str(chinese_font()))
