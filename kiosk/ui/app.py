@@ -47,7 +47,7 @@ TOOLBAR = {
 }  # fmt: skip
 SEAT_MENU = ("violation-add", "resume", "extra-time", "lock", "message", "hand-answer", "candidate-log",
              "reexam", "absent", "challenge", "find")  # fmt: skip
-CANDIDATE_PARAMS = ("admission_no", "admission_nos")
+PROGRESS_OPS = ("envcheck", "backup", "upload", "export")  # these report (done, total) as they go
 
 
 def build_app_class() -> type:
@@ -174,10 +174,17 @@ def build_app_class() -> type:
             async def go() -> None:
                 try:
                     kwargs = coerce(op, values)
+                    if op.verb in PROGRESS_OPS:  # called on the worker thread; drawn on the UI's
+                        kwargs["progress"] = lambda done, total: Clock.schedule_once(
+                            lambda _dt: form.show_progress(done, total)
+                        )
+                    form.running = True
                     result = await self.engine.call(op.method, **kwargs)
                 except Refused as exc:
                     form.refused(exc.zh)
                     return
+                finally:
+                    form.running = False
                 form.done(result)
                 self._refresh()
 

@@ -10,7 +10,7 @@ from typing import Any
 from kivy.app import App
 from kivy.factory import Factory
 from kivy.metrics import dp
-from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.modalview import ModalView
@@ -135,6 +135,9 @@ class OpForm(KDialog):
     title = StringProperty("")
     result = StringProperty("")
     error = StringProperty("")
+    running = BooleanProperty(False)
+    progress = NumericProperty(0)  # 0..100 for the operations that report it
+    progress_text = StringProperty("")
 
     def __init__(
         self,
@@ -201,6 +204,10 @@ class OpForm(KDialog):
     def done(self, result: Any) -> None:
         self.error = ""
         self.result = human(result) if result not in (None, {}, []) else "完成"
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.progress = 100 * done / total if total else 100
+        self.progress_text = f"{done} / {total}"
 
     def refused(self, zh: str) -> None:
         self.result, self.error = "", zh

@@ -46,6 +46,7 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
                     break
                 await operation(app, "环境检测（可只补测未通过的）", "只补测未通过的考试机")
             await until(lambda: find(text="✓ 环境检测"), what="environment passed")
+            assert app.form.progress == 100 and app.form.progress_text == f"{PCS} / {PCS}"  # the bar ran
             await press("4 载入考务")
             await operation(app, "从U盘导入考务数据", "考务数据：")
             await until(lambda: find(text="✓ 载入考务"))
