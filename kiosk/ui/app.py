@@ -55,7 +55,7 @@ def build_app_class() -> type:
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.lang import Builder
-    from kivy.properties import BooleanProperty, ListProperty, StringProperty
+    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 
     from kiosk.ui import monitor, widgets  # noqa: F401  (registers the kv classes)
 
@@ -82,6 +82,7 @@ def build_app_class() -> type:
         session_text = StringProperty("")
         stats = ListProperty([])
         toast = StringProperty("")
+        selected_count = NumericProperty(0)
 
         def __init__(self, engine: Any, closable: bool = False, **kw: Any) -> None:
             """`engine`: `.service` and `await .call(method, ...)`; `closable`: the window
@@ -152,6 +153,11 @@ def build_app_class() -> type:
             if session:
                 self.session_text = f"第 {session['number']} 场 {session['name']}  {session['state_zh']}"
                 self.remaining = vm.remaining_text(session.get("remaining_s"))
+            if self.root is not None:
+                self.root.redraw()
+
+        def selection_changed(self) -> None:
+            self.selected_count = len(self.selected)
             if self.root is not None:
                 self.root.redraw()
 

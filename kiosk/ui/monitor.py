@@ -68,9 +68,26 @@ class SeatTile(BoxLayout):
     def tap(self) -> None:
         if not self.admission_no:
             return
-        chosen = App.get_running_app().selected
-        chosen.symmetric_difference_update({self.admission_no})
-        self.ticked = self.admission_no in chosen
+        app = App.get_running_app()
+        app.selected.symmetric_difference_update({self.admission_no})
+        app.selection_changed()
+
+
+class CandidateRow(BoxLayout):
+    """One candidate in the list view, with its check box for the batch actions."""
+
+    seat = StringProperty("")
+    admission_no = StringProperty("")
+    name = StringProperty("")
+    state_zh = StringProperty("")
+    flags = StringProperty("")
+    ticked = BooleanProperty(False)
+
+    def tap(self) -> None:
+        if self.admission_no:
+            app = App.get_running_app()
+            app.selected.symmetric_difference_update({self.admission_no})
+            app.selection_changed()
 
 
 class MenuOp(Button):
@@ -101,6 +118,16 @@ class SeatMenu(ModalView):
 
 
 class Monitor(BoxLayout):
+    view = StringProperty("grid")  # or "list": the candidates with check boxes
+
+    def toggle_all(self) -> None:
+        app = App.get_running_app()
+        if app.selected:
+            app.selected.clear()
+        else:
+            app.selected.update(c.admission_no for c in vm.seat_cells(app.status) if c.admission_no)
+        app.selection_changed()
+
     def on_kv_post(self, *_args: Any) -> None:
         from kiosk.ui.app import TOOLBAR
 
@@ -146,6 +173,12 @@ class Monitor(BoxLayout):
             t.seat, t.name, t.admission_no, t.state_zh = c.seat, c.name, c.admission_no, c.state_zh
             t.flags, t.colour, t.dark = " ".join(c.flags), list(c.colour), c.dark
             t.ticked = c.admission_no in app.selected
+        self.ids.rows.data = [
+            dict(seat=c.seat, admission_no=c.admission_no, name=c.name, state_zh=c.state_zh,
+                 flags=" ".join(c.flags), ticked=c.admission_no in app.selected)
+            for c in cells
+            if c.admission_no
+        ]  # fmt: skip
 
 
 def _counted(key: str, c: dict[str, Any]) -> bool:
@@ -163,5 +196,5 @@ def _counted(key: str, c: dict[str, Any]) -> bool:
     }.get(key, False)
 
 
-for cls in (KioskRoot, SeatTile, MenuOp, StatButton, SeatMenu, Monitor):
+for cls in (KioskRoot, SeatTile, CandidateRow, MenuOp, StatButton, SeatMenu, Monitor):
     Factory.register(cls.__name__, cls=cls)

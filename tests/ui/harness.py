@@ -291,9 +291,18 @@ def id_number(first17: str) -> str:
 
 async def long_press(widget: Any, opened: Callable[[], Any]) -> None:
     """A finger held on the widget until `opened()` (its menu) shows, then lifted."""
+    from kivy.clock import Clock
     from kivy.tests.common import UnitTestTouch
 
-    x, y = widget.to_window(*widget.center)
+    last: list[Any] = []
+
+    def settled() -> Any:  # the same place over two drawn frames
+        here = (widget.to_window(*widget.center), Clock.frames_displayed)
+        done = bool(last) and last[0][0] == here[0] and last[0][1] < here[1]
+        last[:] = [here]
+        return here[0] if done else None
+
+    x, y = await until(settled, what="the widget laid out")
     touch = UnitTestTouch(x, y)
     touch.touch_down()
     try:

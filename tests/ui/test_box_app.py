@@ -99,8 +99,24 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
             await press("补时 1")
             await until(lambda: find(cls="Toast"), what="the extra-time list")
             assert one(cls="Toast").text.count("\n") == 1 and people[1] in one(cls="Toast").text
+            await press("知道了")
             await settle()
             shoot(shots, "monitor")
+
+            # The list view with check boxes: everyone ticked, one message to all of them.
+            tap(tiles[0])  # untick the locked one first: 全选 then ticks everyone
+            await until(lambda: not app.selected)
+            await press("列表视图")
+            await press("全选")
+            await until(lambda: len(app.selected) == PCS and len(find(cls="CandidateRow")) == PCS)
+            form = await open_form(app, "发消息")
+            assert sorted(form.fields["admission_nos"].ids.input.text.split(",")) == sorted(people)
+            await press("请注意考试时间。")
+            await press("确定")
+            await close_form(app)
+            await until(
+                lambda: all(d.state.message == "请注意考试时间。" for d in fleet.daemons), what="sent"
+            )
             status = await engine.call("status")
             by_no = {c["admission_no"]: c for c in status["session"]["candidates"]}
             assert by_no[people[0]]["locked"] and by_no[people[1]]["extra_s"] == 300
