@@ -270,6 +270,14 @@ class CandidateSession:
         Each file is first copied into the PC's snapshot store (`<state>/files/<sha256>`,
         durable) and the listing names the copies: what the export and the upload to the
         box send is what was collected, whatever the candidate does to the folder later."""
+        value = self.snapshot_work(q)
+        self.set_answer(q.key, value)
+        self.flush()
+        return value
+
+    def snapshot_work(self, q: core.Question) -> dict[str, Any]:
+        """The copying half of `collect_work`: files only, no journal (the app runs it off
+        its UI loop; a large work folder takes a while)."""
         folder = self.work_folder(q)
         found, total = [], 0
         for p in sorted(folder.iterdir()):
@@ -293,10 +301,7 @@ class CandidateSession:
             if total > MAX_WORK_BYTES:  # grown while being copied
                 raise ActionRefused("work_too_large", "作品文件过多或过大，请删除无关文件")
             files.append({"name": p.name, "size": size, "sha256": sha256})
-        value = {"files": files}
-        self.set_answer(q.key, value)
-        self.flush()
-        return value
+        return {"files": files}
 
     def auto_answer_one(self) -> bool:
         """Mock mode: one unanswered objective question gets an answer; False when none is left."""

@@ -183,7 +183,13 @@ def build_app_class() -> type:
             q = self.session.question()
             if q is None:
                 return
-            self.do(self.session.collect_work, q)
+
+            async def go() -> None:
+                value = await asyncio.to_thread(self.session.snapshot_work, q)  # copies files
+                self.session.set_answer(q.key, value)
+                self.session.flush()
+
+            self.act(go())
 
         def flush(self) -> None:
             try:

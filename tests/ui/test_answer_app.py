@@ -221,3 +221,30 @@ def test_mock_mode_logs_in_by_seat_answers_by_itself_and_hands_in_on_unified_col
             assert on_box and all(on_box[k] == v for k, v in app.session.answers.items())
 
     run_test(body())
+
+
+@pytest.mark.slow
+def test_an_operation_task_collects_the_work_folder_and_the_box_stores_the_files(
+    tmp_path: Path, xdisplay: str
+) -> None:
+    async def body() -> None:
+        async with exam_room(tmp_path, both=True) as (room, clock):
+            await room.op("allow_login")
+            no = (await room.op("status"))["session"]["candidates"][0]["admission_no"]
+            async with answer_app(room.fleet[0].state_dir) as app:
+                await log_in(app, no)
+                await through_to_the_paper(app, room, clock)
+                task = next(q for q in app.session.questions() if q.type == "operation")
+                app.session.go(task.key)
+                app.refresh()
+                await showing(app, task.key)
+                assert find(contains="素材文件：index.html")
+                folder = app.session.work_folder(task)
+                (folder / "index.html").write_text("<header>职业技能等级证书考核</header>", encoding="utf-8")
+                await press("提交作品文件")
+                await until(lambda: find(text="已提交作品文件：index.html"), what="the listing on screen")
+                await until(lambda: app.save_line == "已同步", timeout=15, what="the answer on the box")
+                stored = tmp_path / "answers" / "session-1" / no / task.subject / task.id / "index.html"
+                assert stored.read_text(encoding="utf-8") == "<header>职业技能等级证书考核</header>"
+
+    run_test(body())
