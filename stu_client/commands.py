@@ -7,9 +7,11 @@ handler only says what the command does and what must wait until after the ack."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stu_client.localstore import DaemonState, Journal
@@ -37,11 +39,18 @@ def as_num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# What the answer app keeps in the state folder for a candidate: gone with an init.
+CANDIDATE_FILES = ("work", "files", "app-state.json")
+
+
 class Commands:
-    def __init__(self, state: DaemonState, journal: Journal, platform: PlatformBackend) -> None:
+    def __init__(
+        self, state: DaemonState, journal: Journal, platform: PlatformBackend, state_dir: Path | None = None
+    ) -> None:
         self.state = state
         self.journal = journal
         self.platform = platform
+        self.state_dir = state_dir
 
     async def apply(self, cmd: str, args: dict[str, Any]) -> Applied:
         handler = getattr(self, f"_cmd_{cmd}", None) if cmd.isidentifier() else None
@@ -95,6 +104,13 @@ class Commands:
         # seq stay (replay protection must outlive an initialisation).
         self.journal.wipe()
         self.state.forget_candidate()
+        if self.state_dir is not None:  # the work folders, their snapshots, the app's page
+            for name in CANDIDATE_FILES:
+                path = self.state_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
         return Applied(after_ack=self.platform.uninstall if args.get("uninstall") else None)
 
     async def _cmd_envcheck(self, args: dict[str, Any]) -> Applied:

@@ -155,7 +155,7 @@ class Daemon:
         self.after_chunk: Callable[[str, int], Awaitable[None]] | None = None
 
         self._listeners: list[Listener] = []
-        self.commands = Commands(self.state, self.journal, self.platform)
+        self.commands = Commands(self.state, self.journal, self.platform, self.state_dir)
         self._ssl: ssl.SSLContext | None = None
         self._link: _Link | None = None
         self._link_task: asyncio.Task[None] | None = None

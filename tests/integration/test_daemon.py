@@ -479,6 +479,10 @@ def test_init_wipes_the_journal_and_the_candidate_but_never_reuses_a_seq(tmp_pat
         for q in ("1", "2"):
             daemon.save_answer("1001", "1", q, "A")
         await room.fake.expect(wire.JOURNAL)  # sent, never acknowledged
+        work = daemon.state_dir / "work" / "1001" / "P01" / "q01"
+        work.mkdir(parents=True)
+        (work / "index.html").write_text("作品")
+        (daemon.state_dir / "app-state.json").write_text("{}")
         assert (await room.fake.command(1, "lock", notice="x"))["ok"]
         ack = await room.fake.command(2, "init", uninstall=True)
         assert ack["ok"]
@@ -486,6 +490,7 @@ def test_init_wipes_the_journal_and_the_candidate_but_never_reuses_a_seq(tmp_pat
         assert daemon.state.admission_no == "" and daemon.state.locked  # the room's state stays
         assert daemon.journal.answers("1001") == {}
         assert daemon.journal.unacked() == []
+        assert not (daemon.state_dir / "work").exists() and not (daemon.state_dir / "app-state.json").exists()
         assert daemon.save_answer("1002", "1", "1", "B") == 3
         assert (room.bundle / "box.crt").exists()
 
