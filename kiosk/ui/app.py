@@ -47,6 +47,10 @@ TOOLBAR = {
 }  # fmt: skip
 SEAT_MENU = ("violation-add", "resume", "extra-time", "lock", "message", "hand-answer", "candidate-log",
              "reexam", "absent", "challenge", "find")  # fmt: skip
+LIST_NAMES = {  # export-list kinds, as the officer reads them
+    "violations": "违纪明细", "resumes": "断点续考明细", "extra-time": "补时明细",
+    "candidate-log": "考生日志", "verification": "考后核对表", "seats": "机位表",
+}  # fmt: skip
 PROGRESS_OPS = ("envcheck", "backup", "upload", "export")  # these report (done, total) as they go
 
 
@@ -93,6 +97,7 @@ def build_app_class() -> type:
             self.status: dict[str, Any] = {}
             self.selected: set[str] = set()  # admission numbers ticked in the monitor
             self.usb: list[dict[str, Any]] = []
+            self.interfaces: list[dict[str, str]] = []
             self._usb_read_at = -USB_EVERY_S
             self._tasks: set[asyncio.Task[Any]] = set()
             self.form: Any = None  # the operation form open now (tests read it)
@@ -204,8 +209,11 @@ def build_app_class() -> type:
                 from kiosk.ui.widgets import OpForm
 
                 op = BY_VERB[verb]
-                if any(p.name in ("path", "folder", "dest") for p in op.params):
+                names = {p.name for p in op.params}
+                if names & {"path", "folder", "dest"}:
                     self.usb = await self.engine.call("usb_sticks")
+                if "box_ip" in names:
+                    self.interfaces = await self.engine.call("interfaces")
                 form = OpForm(op, self._prefill(op, prefill or {}), self._choices(op))
                 self.form = form
                 form.open(animation=False)
@@ -237,8 +245,26 @@ def build_app_class() -> type:
             for s in staff:
                 people.setdefault(str(s.get("role")), []).append((str(s.get("name")), str(s.get("phone"))))
             sessions = [str(s["number"]) for s in (self.status.get("exam") or {}).get("sessions", [])]
+            if op.verb == "export-list":  # a new file on the stick, named by the list
+                offered = []
             return {
-                "path": [(f"{p['kind_zh']}：{Path(p['path']).name}", p["path"]) for p in offered],
+                "path": [(f"{p['kind_zh']}：{Path(p['path']).name}", p["path"]) for p in offered]
+                + [
+                    (f"U盘 {name}：{LIST_NAMES.get(k, k)}", str(Path(path) / f"{k}.xlsx"))
+                    for name, path in sticks
+                    for k in (LIST_NAMES if op.verb == "export-list" else ())
+                ],
+                "box_ip": [(f"{i['name']} {i['ip']}", i["ip"]) for i in self.interfaces],
+                "order": [("按 IP", "ip"), ("按计算机名", "name"), ("按应答顺序", "reply")],
+                "kind": [(zh, k) for k, zh in LIST_NAMES.items()],
+                "direction": [("上移", "up"), ("下移", "down")],
+                "action": [("远程开机", "wake"), ("重启", "reboot"), ("关机", "shutdown")],
+                "purpose": [
+                    ("延考", "late_start"),
+                    ("迟到延考", "late_candidate"),
+                    ("补时", "extra_time"),
+                    ("重考", "reexam"),
+                ],
                 "folder": sticks,
                 "dest": sticks,
                 "session": [(f"第 {n} 场", n) for n in sessions],

@@ -121,4 +121,21 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
             by_no = {c["admission_no"]: c for c in status["session"]["candidates"]}
             assert by_no[people[0]]["locked"] and by_no[people[1]]["extra_s"] == 300
 
+            # Everyone hands in; the end needs the password; after the exam: verify, back up.
+            for d, no in zip(fleet.daemons, people, strict=True):
+                await d.request("submit", admission_no=no)
+            form = await open_form(app, "结束考试")
+            tap(form.fields["password"].ids.input)
+            await type_keys("888")
+            await press("确定")
+            await close_form(app)
+            await press("考后管理")
+            await operation(app, "核对考后数据")
+            assert all(no in app.form.result for no in people)  # a row a candidate
+            await operation(app, "上报第一步：备份到外部存储", "STICK")
+            assert app.form.progress == 100
+            assert list((tmp_path / "media" / "STICK").glob("results-*.json")), (
+                "no results package on the stick"
+            )
+
     run_test(body(), 170)
