@@ -51,6 +51,7 @@ LIST_NAMES = {  # export-list kinds, as the officer reads them
     "violations": "违纪明细", "resumes": "断点续考明细", "extra-time": "补时明细",
     "candidate-log": "考生日志", "verification": "考后核对表", "seats": "机位表",
 }  # fmt: skip
+REPORTS = ("situation", "envcheck-report")  # written as HTML, shown as text on the box
 PROGRESS_OPS = ("envcheck", "backup", "upload", "export")  # these report (done, total) as they go
 
 
@@ -203,7 +204,11 @@ def build_app_class() -> type:
 
         def open_op(self, verb: str, prefill: dict[str, Any] | None = None) -> None:
             """The operation's form, its candidate fields filled from the ticked seats and its
-            path fields offering what is on the USB sticks; one without parameters runs at once."""
+            path fields offering what is on the USB sticks; one without parameters runs at once;
+            a report is shown on the box."""
+            if verb in REPORTS:
+                self.view_report(verb)
+                return
 
             async def go() -> None:
                 from kiosk.ui.widgets import OpForm
@@ -219,6 +224,27 @@ def build_app_class() -> type:
                 form.open(animation=False)
                 if not op.params:
                     form.submit()
+
+            self.spawn(go())
+
+        def view_report(self, verb: str) -> None:
+            """A report the service writes as HTML, shown on the box (and kept in the home
+            folder's reports/, from where 导出 copies it)."""
+
+            async def go() -> None:
+                from kivy.factory import Factory
+
+                from kiosk.ui.widgets import label
+
+                target = Path(self.engine.service.home) / "reports" / f"{verb}.html"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    await self.engine.call(BY_VERB[verb].method, str(target))
+                except Refused as exc:
+                    Factory.Toast(text=exc.zh).open(animation=False)
+                    return
+                text = await asyncio.to_thread(target.read_text, encoding="utf-8")
+                Factory.ReportView(title=label(verb), text=vm.html_text(text)).open(animation=False)
 
             self.spawn(go())
 

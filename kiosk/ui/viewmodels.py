@@ -144,3 +144,37 @@ def strip(status: Mapping[str, Any], site_state: str, usb: Sequence[Mapping[str,
         "usb": f"U盘 {len(usb)} 个" if usb else "U盘 未插入",
         "time": time.strftime("%H:%M:%S", time.localtime(float(status.get("box_time") or time.time()))),
     }
+
+
+def html_text(html: str) -> str:
+    """A report the service wrote as HTML (situation record, environment-check report) as
+    plain lines for the box's screen: block elements end a line, table cells are
+    separated by two spaces, scripts and styles are dropped."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            if tag in ("script", "style"):
+                self.skip += 1
+            elif tag in ("td", "th"):
+                self.parts.append("  ")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style"):
+                self.skip -= 1
+            elif tag in ("p", "div", "tr", "h1", "h2", "h3", "li", "table", "br", "caption"):
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(" ".join(data.split()))
+
+    parser = Text()
+    parser.feed(html)
+    lines = ["".join(line).strip() for line in "".join(parser.parts).split("\n")]
+    return "\n".join(line for line in lines if line)

@@ -50,6 +50,8 @@ LABELS = {
     "authorise": "考试授权",
     "allow-start": "允许开考",
     "refresh": "刷新考生状态",
+    "situation": "查看考场情况记录单",
+    "envcheck-report": "查看环境检测报告",
 }
 
 
@@ -125,6 +127,13 @@ class KDialog(ModalView):
 class Toast(ModalView):
     """A short list or notice, closed by 知道了 or a tap outside."""
 
+    text = StringProperty("")
+
+
+class ReportView(KDialog):
+    """A report (考场情况记录单, 环境检测报告) as text on the box's screen."""
+
+    title = StringProperty("")
     text = StringProperty("")
 
 
@@ -241,5 +250,5 @@ class FormInput(BoxLayout):
             form.ids.keyboard.upper = self.upper
 
 
-for cls in (Key, Keyboard, OpButton, KDialog, Toast, OpForm, FormInput):
+for cls in (Key, Keyboard, OpButton, KDialog, Toast, ReportView, OpForm, FormInput):
     Factory.register(cls.__name__, cls=cls)

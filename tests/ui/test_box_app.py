@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.liveroom import ROOM
 from tests.ui.box_harness import box_app, box_engine, close_form, open_form, operation, stick_with_exam
 from tests.ui.harness import find, long_press, one, press, run_test, settle, shoot, tap, type_keys, until
 
@@ -102,6 +103,13 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
             await press("知道了")
             await settle()
             shoot(shots, "monitor")
+
+            # The situation record (考场情况记录单) on the box's screen.
+            await press("考场情况")
+            await until(lambda: find(cls="ReportView"), what="the situation record")
+            report = one(cls="ReportView").text
+            assert "考场情况记录单" in report and "补时" in report and ROOM in report
+            await press("关闭")
 
             # The list view with check boxes: everyone ticked, one message to all of them.
             tap(tiles[0])  # untick the locked one first: 全选 then ticks everyone

@@ -50,3 +50,16 @@ def test_the_stats_bar_counts_in_the_manuals_order() -> None:
     assert [zh for _k, zh, _n in stats][:3] == ["应考", "已登录", "考试中"]
     assert dict((k, n) for k, _zh, n in stats)["in_exam"] == 38
     assert vm.remaining_text(3661.2) == "01:01:02" and vm.remaining_text(None) == "--:--:--"
+
+
+def test_a_report_written_as_html_reads_as_lines_on_the_screen() -> None:
+    html = (
+        "<html><style>td{x:y}</style><body><h1>考场情况记录单</h1><p>考场代码 1999999001</p>"
+        "<table><tr><th>姓名</th><th>准考证号</th></tr><tr><td>张89</td><td>1903</td></tr></table></body></html>"
+    )
+    assert vm.html_text(html).splitlines() == [
+        "考场情况记录单",
+        "考场代码 1999999001",
+        "姓名  准考证号",
+        "张89  1903",
+    ]
