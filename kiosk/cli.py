@@ -38,7 +38,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             return 2
         size = (w, h)
     try:
-        return run(ns.home, kiosk=size is None, size=size)
+        return run(ns.home, kiosk=size is None, size=size, attach=ns.attach)
     except NoChineseFont as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         return ctl_main(argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="kiosk", description="监考机（考场监考管理系统）")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser.add_argument(
+        "--self-test", action="store_true", help="自检（界面文件、数据库、文书模板、字体、加密）后退出"
+    )
+    sub = parser.add_subparsers(dest="cmd")
     p = sub.add_parser("serve", help="无界面运行监考引擎")
     p.add_argument("--home", help="数据目录（默认 KIOSK_HOME）")
     p.add_argument("--simulate-seats", type=int, default=0, help="在本进程模拟 N 台考试机（演示/测试）")
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="运行监考机触屏程序（含监考引擎）")
     p.add_argument("--home", help="数据目录（默认 KIOSK_HOME）")
     p.add_argument("--window", default="", metavar="WxH", help="以窗口方式运行（调试用），例如 1280x800")
+    p.add_argument("--attach", action="store_true", help="连接本机已运行的 kiosk serve（不另起引擎）")
     p.set_defaults(fn=cmd_run)
     sub.add_parser("ctl", help="执行一项监考操作（kiosk ctl --help）")
     p = sub.add_parser("demo", help="在本机运行一个演示考场")
@@ -236,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=settings_mod.Settings.site_port)
     p.set_defaults(fn=cmd_site_serve)
     ns = parser.parse_args(argv)
+    if ns.self_test:
+        from kiosk.selftest import main as self_test
+
+        return self_test()
+    if ns.cmd is None:
+        parser.error("请指定子命令（kiosk --help）")
     return ns.fn(ns)
 
 

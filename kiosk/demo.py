@@ -181,8 +181,11 @@ class Demo:
 
         demo = self
 
-        class Engine:  # what the app needs of an engine: the service and its worker thread
-            service = demo.service
+        class Engine:  # what the app needs of an engine: calls on the worker thread, events
+            home = demo.home
+
+            def subscribe(self, listener: Callable[[Any], None]) -> None:
+                demo.service.subscribe(listener)
 
             async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
                 return await demo.call(getattr(demo.service, name), *args, **kwargs)

@@ -45,6 +45,14 @@ class Engine:
         self._runner: Any = None
         self._ticker: asyncio.Task[None] | None = None
 
+    @property
+    def home(self) -> Any:
+        return self.settings.home_path
+
+    def subscribe(self, listener: Any) -> None:
+        """Told of every event after its commit (on the worker thread)."""
+        self.service.subscribe(listener)
+
     async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """One room-service operation on the worker thread (Refused propagates)."""
         fn = getattr(self.service, name)

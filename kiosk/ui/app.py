@@ -90,8 +90,9 @@ def build_app_class() -> type:
         selected_count = NumericProperty(0)
 
         def __init__(self, engine: Any, closable: bool = False, **kw: Any) -> None:
-            """`engine`: `.service` and `await .call(method, ...)`; `closable`: the window
-            may be closed (the demo), where the appliance refuses."""
+            """`engine`: `await .call(method, ...)`, `.subscribe(listener)` and `.home` (the
+            in-process Engine, or a RemoteEngine attached to `kiosk serve`); `closable`: the
+            window may be closed (the demo), where the appliance refuses."""
             super().__init__(**kw)
             self.engine = engine
             self.closable = closable
@@ -103,7 +104,7 @@ def build_app_class() -> type:
             self._tasks: set[asyncio.Task[Any]] = set()
             self.form: Any = None  # the operation form open now (tests read it)
             self._refresh = Clock.create_trigger(lambda _dt: self.spawn(self.reload()), REFRESH_S)
-            engine.service.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
+            engine.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
 
         def load_kv(self, filename: str | None = None) -> bool:
             return True  # loaded once per process above
@@ -236,7 +237,7 @@ def build_app_class() -> type:
 
                 from kiosk.ui.widgets import label
 
-                target = Path(self.engine.service.home) / "reports" / f"{verb}.html"
+                target = Path(self.engine.home) / "reports" / f"{verb}.html"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     await self.engine.call(BY_VERB[verb].method, str(target))
@@ -303,15 +304,23 @@ def build_app_class() -> type:
     return KioskApp
 
 
-def run(home: str | None, kiosk: bool = True, size: tuple[int, int] | None = None) -> int:
-    """`kiosk run`: the engine and the touch app until the appliance is switched off."""
+def run(
+    home: str | None, kiosk: bool = True, size: tuple[int, int] | None = None, attach: bool = False
+) -> int:
+    """`kiosk run`: the engine and the touch app until the appliance is switched off; or,
+    `attach`, the app on the `kiosk serve` already running in that home."""
     from kiosk import settings as settings_mod
     from kiosk.engine import Engine
+    from kiosk.ui.remote import RemoteEngine
 
     configure_kivy(kiosk, size)
+    settings = settings_mod.load(home=home)
 
     async def main() -> None:
-        engine = Engine(settings_mod.load(home=home))
+        if attach:
+            await build_app_class()(RemoteEngine(settings.home_path)).run_async()
+            return
+        engine = Engine(settings)
         await engine.start()
         try:
             await build_app_class()(engine).run_async()
