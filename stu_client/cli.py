@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stu-client", description="考试机客户端")
     logs = argparse.ArgumentParser(add_help=False)
     logs.add_argument("--log-level", default="INFO", help="日志级别（DEBUG、INFO、WARNING）")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser.add_argument(
+        "--self-test", action="store_true", help="自检本程序（界面文件、作答日志、中文字体、加密）后退出"
+    )
+    sub = parser.add_subparsers(dest="cmd")
     p = sub.add_parser("journal", help="查看作答日志文件（答案数、未同步条数、完整性）")
     p.add_argument("path")
     p = sub.add_parser("daemon", parents=[logs], help="运行考试机守护进程（连接监考机、执行指令、同步答案）")
@@ -136,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         help="模考：每台机按机位自动登录、开考后以每秒 RATE 题自动作答客观题、统一收卷时交卷",
     )
     ns = parser.parse_args(argv)
+    if ns.self_test:
+        from stu_client.selftest import main as self_test
+
+        return self_test()
+    if ns.cmd is None:
+        parser.error("请指定子命令（stu-client --help）")
     if ns.cmd == "journal":
         return _journal(ns.path)
     if ns.cmd == "export":
