@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import netifaces
 import psutil
 
+from kiosk.common.frozen import system_env
+
 log = logging.getLogger(__name__)
 
 # Process names (lower case, substring match) of remote-control tools that an exam PC
@@ -135,7 +137,9 @@ def default_app_command(state_dir: str | Path) -> list[str]:
 def _run(cmd: Sequence[str], timeout: float = 5.0) -> str:
     """stdout of a helper tool, or "" when it is missing or fails: a probe never raises."""
     try:
-        out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
+        out = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False, env=system_env()
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout if out.returncode == 0 else ""
@@ -203,7 +207,7 @@ class SystemBackend:
     def _power(self, linux: list[str], windows: list[str]) -> None:
         cmd = windows if self._windows() else linux
         log.warning("power command: %s", " ".join(cmd))
-        subprocess.run(cmd, check=False)
+        subprocess.run(cmd, check=False, env=system_env())
 
     def reboot(self) -> None:
         self._power(["systemctl", "reboot"], ["shutdown", "/r", "/t", "0"])
@@ -217,7 +221,7 @@ class SystemBackend:
         if not self.uninstall_command:
             log.warning("uninstall requested but no uninstall command is configured")
             return
-        subprocess.run(self.uninstall_command, check=False)
+        subprocess.run(self.uninstall_command, check=False, env=system_env())
 
     def start_app(self) -> None:
         if self._app is not None and self._app.poll() is None:
@@ -225,7 +229,7 @@ class SystemBackend:
         if not self.app_command:
             log.warning("start_client: no answer-app command is configured")
             return
-        self._app = subprocess.Popen(self.app_command)
+        self._app = subprocess.Popen(self.app_command, env=system_env())
 
     def close_app(self) -> None:
         app, self._app = self._app, None

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kiosk.common.frozen import system_env
+
 PREFERRED = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei")
 WINDOWS_FONTS = ("msyh.ttc", "msyh.ttf", "simhei.ttf", "simsun.ttc")
 
@@ -44,6 +46,7 @@ def chinese_font(regular: bool = True) -> Path:
             text=True,
             timeout=10,
             check=False,
+            env=system_env(),  # fc-list with the machine's libraries, not a frozen bundle's
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise NoChineseFont() from exc
