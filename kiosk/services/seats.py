@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kiosk.common import frozen
 from kiosk.common.fsutil import write_atomic
 from kiosk.core.errors import Refused
 from kiosk.services.base import ServiceBase
@@ -27,19 +30,45 @@ def check_ip(ip: str, what: str) -> str:
 
 
 BUNDLE_VERSION = 1
+# The start scripts run the frozen client in stu-client/ when the box put one there,
+# else an installed stu-client.
 START_SH = """#!/bin/sh
 # Start the exam-PC daemon with this bundle (copy the folder to every exam PC).
-cd "$(dirname "$0")" && exec stu-client daemon --bundle . --state "${STU_STATE:-$HOME/.stu-client}"
+cd "$(dirname "$0")" || exit 1
+client=stu-client
+[ -x stu-client/stu-client ] && client=./stu-client/stu-client
+exec "$client" daemon --bundle . --state "${STU_STATE:-$HOME/.stu-client}"
 """
 START_BAT = (
-    '@echo off\r\ncd /d %~dp0\r\nstu-client.exe daemon --bundle . --state "%LOCALAPPDATA%\\stu-client"\r\n'
+    "@echo off\r\ncd /d %~dp0\r\nset CLIENT=stu-client.exe\r\n"
+    "if exist stu-client\\stu-client.exe set CLIENT=stu-client\\stu-client.exe\r\n"
+    '%CLIENT% daemon --bundle . --state "%LOCALAPPDATA%\\stu-client"\r\n'
 )
+
+
+def copy_client(source: Path, folder: Path) -> Path:
+    """The frozen client folder copied into the bundle as stu-client/ (symbolic links kept:
+    PyInstaller's folders use them); an older copy is replaced only once the new one is
+    complete, so a half-copied client is never the one the start scripts run."""
+    target = folder / frozen.CLIENT_FOLDER
+    partial, old = folder / f".{frozen.CLIENT_FOLDER}.partial", folder / f".{frozen.CLIENT_FOLDER}.old"
+    for leftover in (partial, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(source, partial, symlinks=True)
+    if target.exists():
+        target.rename(old)
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    if hasattr(os, "sync"):  # the bundle is often written straight to a stick
+        os.sync()
+    return target
 
 
 class Seats(ServiceBase):
     def client_bundle(self, dest: str) -> dict[str, Any]:
         """The folder copied to every exam PC: box certificate and address, daemon settings,
-        start scripts (docs/network.md)."""
+        start scripts (docs/network.md), and the frozen client itself when the box runs
+        frozen with the client folder beside its own."""
         cfg = self.require_config()
         folder = Path(dest)
         if not folder.is_absolute():
@@ -58,9 +87,28 @@ class Seats(ServiceBase):
         write_atomic(folder / "start-daemon.sh", START_SH.encode())
         (folder / "start-daemon.sh").chmod(0o755)
         write_atomic(folder / "start-daemon.bat", START_BAT.encode())
+        client, note = self._bundled_client(folder)
         with self.tx():
-            self.event("client_bundle_written", path=str(folder), box_fingerprint=self.identity.fingerprint)
-        return {"path": str(folder), **settings}
+            self.event(
+                "client_bundle_written",
+                path=str(folder),
+                box_fingerprint=self.identity.fingerprint,
+                client=client,
+            )
+        return {"path": str(folder), **settings, "client": client, "client_note": note}
+
+    @staticmethod
+    def _bundled_client(folder: Path) -> tuple[str, str]:
+        """(the client folder copied into the bundle or "", a note for the officer)."""
+        source = frozen.client_folder()
+        if source is not None:
+            target = copy_client(source, folder)
+            note = f"已附带考试机程序（{frozen.CLIENT_FOLDER} 文件夹）：整个目录拷贝到每台考试机即可"
+            return str(target), note
+        own = frozen.app_folder()
+        if own is None:
+            return "", "从源码运行：未附带考试机程序，每台考试机需另行安装 stu-client"
+        return "", f"未找到考试机程序文件夹 {own.parent / frozen.CLIENT_FOLDER}：未附带考试机程序"
 
     def seats(self) -> list[dict[str, Any]]:
         return [self._seat_dict(s) for s in Seat.select().order_by(Seat.number)]
