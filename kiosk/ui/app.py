@@ -24,17 +24,6 @@ TICK_S = 1.0
 REFRESH_S = 0.25  # events within this window give one status read
 USB_EVERY_S = 5.0
 
-# The wizard's steps and the operations each offers (verbs of the registry).
-STEP_OPS = {
-    "params": ("config", "interfaces", "room-sheet-import", "site-register"),
-    "seats": ("seats-scan", "seats-add", "seats-edit", "seats-move", "seats-delete", "seats-import",
-              "seats-show", "client-bundle"),
-    "envcheck": ("envcheck", "envcheck-result", "envcheck-report"),
-    "exam": ("exam-download", "exam-import", "usb", "exam"),
-    "seal": ("seal-check",),
-}  # fmt: skip
-ADMIN_OPS = ("user-set", "passwd", "remote", "init-pcs", "init-box", "log-verify")
-AFTER_OPS = ("verify", "backup", "upload", "export", "export-list")
 # The monitor's toolbar (short labels for touch), and what a long press on a seat
 # offers for its candidate.
 TOOLBAR = {
@@ -86,7 +75,6 @@ def build_app_class() -> type:
         remaining = StringProperty("--:--:--")
         session_text = StringProperty("")
         stats = ListProperty([])
-        toast = StringProperty("")
         selected_count = NumericProperty(0)
 
         def __init__(self, engine: Any, closable: bool = False, **kw: Any) -> None:
@@ -133,8 +121,10 @@ def build_app_class() -> type:
         def _done(self, task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
             if not task.cancelled() and task.exception() is not None:
+                from kivy.factory import Factory
+
                 log.error("screen task failed", exc_info=task.exception())
-                self.toast = f"操作失败：{task.exception()}"
+                Factory.Toast(text=f"操作失败：{task.exception()}").open(animation=False)
 
         # -- the service --------------------------------------------------------------
 
@@ -148,8 +138,7 @@ def build_app_class() -> type:
             except Refused as exc:
                 log.warning("status refused: %s", exc.en)
                 return
-            cfg = self.status.get("config") or {}
-            strip = vm.strip(self.status, "online" if cfg.get("site_mode") else "off", self.usb)
+            strip = vm.strip(self.status, self.usb)
             for key, text in strip.items():
                 setattr(self, f"strip_{key}", text)
             self.steps = vm.wizard_steps(self.status.get("wizard") or {})

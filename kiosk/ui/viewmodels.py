@@ -132,15 +132,13 @@ def remaining_text(seconds: float | None) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def strip(status: Mapping[str, Any], site_state: str, usb: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The status strip: room code, box IP, site link, USB stick, box time."""
+def strip(status: Mapping[str, Any], usb: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The status strip: room code, box IP, site mode, USB sticks, box time."""
     cfg = status.get("config") or {}
     return {
         "room": f"考场 {cfg.get('room_code') or '未配置'}",
         "ip": f"监考机 {cfg.get('box_ip') or '—'}",
-        "site": {"online": "考点 已连接", "offline": "考点 未连接", "off": "单机模式"}.get(
-            site_state, site_state
-        ),
+        "site": f"考点模式 {cfg.get('site_ip')}" if cfg.get("site_mode") else "单机模式",
         "usb": f"U盘 {len(usb)} 个" if usb else "U盘 未插入",
         "time": time.strftime("%H:%M:%S", time.localtime(float(status.get("box_time") or time.time()))),
     }
