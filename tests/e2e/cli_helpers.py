@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,11 @@ MIN_FREE_BYTES = 1024 * 1024
 _SCRIPT = Path(sys.executable).with_name("kiosk")
 
 
-def kiosk_command() -> list[str]:
-    """The installed `kiosk` console script next to this interpreter (or the module)."""
+def kiosk_command(exe: Sequence[str] | None = None) -> list[str]:
+    """`exe` when given (e.g. a frozen `kiosk` executable), else the installed `kiosk`
+    console script next to this interpreter (or the module)."""
+    if exe:
+        return list(exe)
     return [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "kiosk.cli"]
 
 
@@ -75,9 +78,9 @@ class Run:
         )
 
 
-def run_kiosk(*args: str, cwd: Path) -> Run:
+def run_kiosk(*args: str, cwd: Path, exe: Sequence[str] | None = None) -> Run:
     proc = subprocess.run(
-        [*kiosk_command(), *args],
+        [*kiosk_command(exe), *args],
         cwd=cwd,
         env=engine_env(),
         stdin=subprocess.DEVNULL,
@@ -90,14 +93,14 @@ def run_kiosk(*args: str, cwd: Path) -> Run:
     return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
 
-def ctl(home: Path, verb: str, *args: str, as_json: bool = False) -> Run:
+def ctl(home: Path, verb: str, *args: str, as_json: bool = False, exe: Sequence[str] | None = None) -> Run:
     flags = ["--home", str(home), *(["--json"] if as_json else [])]
-    return run_kiosk("ctl", *flags, verb, *args, cwd=home.parent)
+    return run_kiosk("ctl", *flags, verb, *args, cwd=home.parent, exe=exe)
 
 
-def ctl_ok(home: Path, verb: str, *args: str) -> Any:
+def ctl_ok(home: Path, verb: str, *args: str, exe: Sequence[str] | None = None) -> Any:
     """Run one operation with --json; it must succeed. Returns its result."""
-    run = ctl(home, verb, *args, as_json=True)
+    run = ctl(home, verb, *args, as_json=True, exe=exe)
     answer = run.json()
     assert run.code == 0 and answer["ok"] is True, str(run)
     assert run.err == "", str(run)
@@ -150,18 +153,22 @@ class Engine:
 
 
 def start_engine(
-    root: Path, seats: int | None = CANDIDATES, poll_s: float = 0.02, env: dict[str, str] | None = None
+    root: Path,
+    seats: int | None = CANDIDATES,
+    poll_s: float = 0.02,
+    env: dict[str, str] | None = None,
+    exe: Sequence[str] | None = None,
 ) -> Engine:
     """`kiosk serve --simulate-seats N` in a fresh home (`seats=None`: the real room
-    network, on the ports in `env`); returns once the admin port file exists (the
-    engine's own signal that it is ready)."""
+    network, on the ports in `env`; `exe`: another `kiosk` executable); returns once the
+    admin port file exists (the engine's own signal that it is ready)."""
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     log = root / "engine.log"
     with open(log, "wb") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [
-                *kiosk_command(),
+                *kiosk_command(exe),
                 "serve",
                 "--home",
                 str(home),
@@ -255,12 +262,12 @@ def run_wizard(home: Path, files: RoomFiles) -> dict[str, Any]:
     return ctl_ok(home, "seal-check")
 
 
-def load_exam(home: Path, files: RoomFiles) -> dict[str, Any]:
+def load_exam(home: Path, files: RoomFiles, exe: Sequence[str] | None = None) -> dict[str, Any]:
     """Step 4 from USB: the room sheet (with the registration code), then the exam data."""
     sheet = ctl_ok(home, "room-sheet-import", "--path", str(files.sheet),
-                   "--registration-code", files.registration_code)  # fmt: skip
+                   "--registration-code", files.registration_code, exe=exe)  # fmt: skip
     assert sheet["site_code"] == ROOM[:7], sheet
-    exam = ctl_ok(home, "exam-import", "--path", str(files.package))
+    exam = ctl_ok(home, "exam-import", "--path", str(files.package), exe=exe)
     assert exam["loaded"] and all(s["candidates"] for s in exam["sessions"]), exam
     return exam
 
