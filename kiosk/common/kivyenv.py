@@ -12,6 +12,9 @@ def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None, on_top: boo
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    # SDL would turn SIGTERM into a window-close request, which a kiosk refuses: let the
+    # apps' own handlers stop them in order instead.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "x11")
     from kivy.config import Config

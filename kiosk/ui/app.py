@@ -6,7 +6,9 @@ room status, refreshed after every event (coalesced) and every second for the cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -306,15 +308,21 @@ def run(
     settings = settings_mod.load(home=home)
 
     async def main() -> None:
-        if attach:
-            await build_app_class()(RemoteEngine(settings.home_path)).run_async()
-            return
-        engine = Engine(settings)
-        await engine.start()
+        engine: Any = RemoteEngine(settings.home_path) if attach else Engine(settings)
+        if not attach:
+            await engine.start()
+        app = build_app_class()(engine)
+        # The window refuses to close; a supervisor's SIGTERM still stops the app (and
+        # then the engine) in order.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
+                loop.add_signal_handler(sig, app.stop)
         try:
-            await build_app_class()(engine).run_async()
+            await app.run_async()
         finally:
-            await engine.stop()
+            if not attach:
+                await engine.stop()
 
     asyncio.run(main())
     return 0
