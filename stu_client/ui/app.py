@@ -5,7 +5,9 @@ screen is redrawn from the session and the daemon's state, coalesced by one trig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -336,5 +338,15 @@ def run(state_dir: Path, kiosk: bool = True, size: tuple[int, int] | None = None
     """`stu-client app`: the answer app until the box closes it."""
     configure_kivy(kiosk, size, on_top=True)
     app = build_app_class()(state_dir)
-    asyncio.run(app.run_async())
+
+    async def main() -> None:
+        # close_client terminates the app: answers still waiting for their debounce go
+        # to the journal first (on_stop flushes).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
+                loop.add_signal_handler(sig, app.stop)
+        await app.run_async()
+
+    asyncio.run(main())
     return 0
