@@ -13,6 +13,7 @@ APT_PACKAGES=(
   sqlite3                  # inspecting databases by hand
   postgresql               # the exam-site server's large-site database, tested for real
   e2fsprogs dosfstools fusefat  # USB tests: ext4 loop images, vfat through FUSE
+  debootstrap systemd-container  # the appliance image: image/build.sh (nspawn for checks)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

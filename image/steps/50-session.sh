@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The kiosk session: kiosk.service (cage on tty1 running the box app as proctor,
+# restarted whenever it dies), the first-boot key creation, and no login prompt anywhere:
+# getty@tty1 masked, no automatic VTs, the graphical target by default.
+set -euo pipefail
+source "$IMAGE/lib.sh"
+for f in etc/systemd/system/kiosk.service etc/systemd/system/kiosk-firstboot.service \
+         etc/pam.d/kiosk etc/systemd/logind.conf.d/kiosk.conf usr/local/lib/kiosk/firstboot \
+         etc/kiosk/kiosk.env; do
+  install_file "$f"
+done
+in_root systemctl enable kiosk.service kiosk-firstboot.service
+in_root systemctl mask getty@tty1.service
+in_root systemctl set-default graphical.target
