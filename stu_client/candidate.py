@@ -369,24 +369,21 @@ class CandidateSession:
 
 
 def find_sticks(roots: str | None = None) -> list[Path]:
-    """USB sticks for 导出作答包: mount points under the mount roots (`STU_USB_ROOTS`,
-    default /media, /run/media, /mnt); with `STU_USB_FOLDERS=1` (tests, and PCs where
-    sticks are folders) every folder under a root is one."""
-    roots_text = roots if roots is not None else os.environ.get("STU_USB_ROOTS", "/media,/run/media,/mnt")
-    bases = [Path(r) for r in roots_text.split(",") if r]
+    """USB sticks for 导出作答包, as the platform backend finds them: on Linux mount points
+    under the mount roots (/media, /run/media, /mnt), on Windows the removable drives.
+    `STU_USB_ROOTS` (comma-separated) gives other roots; with `STU_USB_FOLDERS=1`
+    (tests, and PCs where sticks are folders) every folder under a root is one."""
+    from stu_client.platform import system_backend  # psutil and netifaces: only when asked
+
+    backend = system_backend()
+    roots_text = roots if roots is not None else os.environ.get("STU_USB_ROOTS")
+    bases = [Path(r) for r in roots_text.split(",") if r] if roots_text is not None else None
     if os.environ.get("STU_USB_FOLDERS") == "1":
         return sorted(
-            p for b in bases if b.is_dir() for p in b.iterdir() if p.is_dir() and os.access(p, os.W_OK)
+            p
+            for b in (bases if bases is not None else backend.usb_roots())
+            if b.is_dir()
+            for p in b.iterdir()
+            if p.is_dir() and os.access(p, os.W_OK)
         )
-    found = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 4:
-            point = Path(parts[4].replace("\\040", " "))
-            if any(b in point.parents for b in bases) and os.access(point, os.W_OK):
-                found.append(point)
-    return sorted(found)
+    return backend.usb_sticks(bases)

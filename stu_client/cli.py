@@ -47,11 +47,11 @@ def split_command(text: str) -> list[str]:
 
 def _daemon(bundle: str, state: str, bind_ip: str | None, app_command: str | None) -> int:
     from stu_client.daemon import BundleError, Daemon
-    from stu_client.platform import SystemBackend, default_app_command
+    from stu_client.platform import default_app_command, system_backend
     from stu_client.sim import run_until_signalled
 
     command = split_command(app_command) if app_command else default_app_command(Path(state))
-    platform = SystemBackend(app_command=command, disk_path=Path(state))
+    platform = system_backend(app_command=command, disk_path=Path(state))
     try:
         daemon = Daemon(Path(bundle), Path(state), bind_ip=bind_ip, platform=platform)
     except BundleError as exc:
@@ -95,11 +95,54 @@ def _app(state: str, window: str) -> int:
             print("--window 应为 宽x高，例如 1366x768", file=sys.stderr)
             return 2
         size = (w, h)
+    else:
+        from stu_client.platform import system_backend
+
+        for name, value in system_backend().kiosk_window_env().items():
+            os.environ.setdefault(name, value)
     try:
         return run(Path(state), kiosk=size is None, size=size)
     except NoChineseFont as exc:
         print(exc, file=sys.stderr)
         return 2
+
+
+def _autostart(bundle: str, state: str, remove: bool, show: bool) -> int:
+    """Install (or remove) the daemon's start with the PC; run as root / administrator."""
+    import subprocess
+
+    from stu_client.platform import run_command, system_backend
+
+    plan = system_backend().autostart(Path(bundle).resolve(), Path(state).resolve())
+    if show:
+        for path, text in plan.files.items():
+            print(f"# {path}\n{text}")
+        for cmd in plan.remove if remove else plan.commands:
+            print(subprocess.list2cmdline(list(cmd)) if os.name == "nt" else shlex.join(cmd))
+        return 0
+    if not remove:
+        for folder in plan.folders:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        for path, text in plan.files.items():
+            Path(path).write_text(text, encoding="utf-8")
+    for cmd in plan.remove if remove else plan.commands:
+        done = run_command(cmd)
+        if done.returncode != 0:
+            print(f"命令失败（请以管理员身份运行）：{' '.join(cmd)}\n{done.stderr or ''}", file=sys.stderr)
+            return 1
+    print("已取消开机自启动" if remove else "已设置开机自启动")
+    return 0
+
+
+def _state(state: str | None) -> str:
+    if state:
+        return state
+    from stu_client.platform import default_state_dir
+
+    return str(default_state_dir())
+
+
+STATE_HELP = "本机状态文件夹（默认：Linux /var/lib/stu-client，Windows %%ProgramData%%\\stu-client）"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p = sub.add_parser("daemon", parents=[logs], help="运行考试机守护进程（连接监考机、执行指令、同步答案）")
     p.add_argument("--bundle", required=True, help="监考机导出的客户端配置包文件夹")
-    p.add_argument("--state", required=True, help="本机状态文件夹（密钥、作答日志、state.json）")
+    p.add_argument("--state", default=None, help=STATE_HELP + "（密钥、作答日志、state.json）")
     p.add_argument("--bind-ip", default=None, help="从此地址连接监考机（默认由系统选择）")
     p.add_argument(
         "--app-command",
@@ -122,11 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         help="启动考生作答程序的命令（按 shell 规则拆分；默认：本程序的 app 子命令）",
     )
     p = sub.add_parser("app", parents=[logs], help="运行考生作答程序（全屏；由守护进程启动）")
-    p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
+    p.add_argument("--state", default=None, help=STATE_HELP + "（与守护进程相同）")
     p.add_argument("--window", default="", metavar="WxH", help="以窗口方式运行（调试用），例如 1366x768")
     p = sub.add_parser("export", help="导出本机考生的作答包到U盘（守护进程未运行时也可用）")
-    p.add_argument("--state", required=True, help="本机状态文件夹（与守护进程相同）")
+    p.add_argument("--state", default=None, help=STATE_HELP + "（与守护进程相同）")
     p.add_argument("--to", required=True, help="导出位置（U盘上的文件夹）")
+    p = sub.add_parser("autostart", help="设置开机自动运行守护进程（需管理员/root 权限）")
+    p.add_argument("--bundle", required=True, help="监考机导出的客户端配置包文件夹")
+    p.add_argument("--state", default=None, help=STATE_HELP)
+    p.add_argument("--remove", action="store_true", help="取消开机自启动")
+    p.add_argument("--print", dest="show", action="store_true", help="只显示将写入的文件和将执行的命令")
     p = sub.add_parser("sim", parents=[logs], help="在本进程中模拟多台考试机（127.0.10.x）")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--bundle", required=True)
@@ -148,15 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     if ns.cmd == "journal":
         return _journal(ns.path)
     if ns.cmd == "export":
-        return _export(ns.state, ns.to)
+        return _export(_state(ns.state), ns.to)
+    if ns.cmd == "autostart":
+        return _autostart(ns.bundle, _state(ns.state), ns.remove, ns.show)
     logging.basicConfig(
         level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if ns.cmd == "app":
-        return _app(ns.state, ns.window)
+        return _app(_state(ns.state), ns.window)
     if ns.cmd == "daemon":
-        return _daemon(ns.bundle, ns.state, ns.bind_ip, ns.app_command)
+        return _daemon(ns.bundle, _state(ns.state), ns.bind_ip, ns.app_command)
     if ns.mock is not None and not 0 < ns.mock <= 100:
         parser.error("--mock RATE: 每秒 0–100 题")
     return _sim(ns.count, ns.bundle, ns.state, ns.mock)

@@ -28,12 +28,12 @@ from stu_client.commands import MAX_TEXT, Applied, CommandFailed, Commands, as_i
 from stu_client.localstore import DaemonState, Journal
 from stu_client.platform import (
     PlatformBackend,
-    SystemBackend,
     daemon_version,
     default_app_command,
     describe_os,
     local_ipv4s,
     mac_towards,
+    system_backend,
 )
 from stu_client.workfiles import listing_of, snapshot_intact, snapshot_path
 
@@ -122,7 +122,7 @@ class Daemon:
         self.state_dir = Path(state_dir)
         self.bind_ip = bind_ip
         self.hostname = hostname or socket.gethostname()
-        self.platform: PlatformBackend = platform or SystemBackend(
+        self.platform: PlatformBackend = platform or system_backend(
             app_command=default_app_command(self.state_dir), disk_path=self.state_dir
         )
         self.scan_port = scan_port if scan_port is not None else self.bundle.scan_port
