@@ -362,3 +362,33 @@ def test_describe_os_on_windows_uses_win32_ver(monkeypatch):
     monkeypatch.setattr(platform.pyplatform, "win32_ver", lambda: ("10", "10.0.19045", "", ""))
     monkeypatch.setattr(platform.pyplatform, "win32_edition", lambda: "Education")
     assert describe_os() == "Windows 10 Education"
+
+
+# -- stu-client autostart ------------------------------------------------------------------
+
+
+def test_autostart_print_shows_the_plan_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    from stu_client.cli import main
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert (
+        main(["autostart", "--bundle", str(tmp_path / "b"), "--state", str(tmp_path / "s"), "--print"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("# /etc/systemd/system/stu-client.service\n[Unit]")
+    assert f"--state {tmp_path / 's'}" in out
+    assert out.rstrip().endswith("systemctl enable --now stu-client.service")
+    assert not (tmp_path / "s").exists()  # --print makes nothing
+
+
+def test_autostart_stops_at_the_first_command_that_fails(tmp_path, capsys, monkeypatch):
+    from stu_client.cli import main
+
+    run = FakeRunner({"reg": ("", 1)})
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(platform, "run_command", run)
+    state = tmp_path / "state"
+    assert main(["autostart", "--bundle", str(tmp_path), "--state", str(state)]) == 1
+    assert [c[0] for c in run.calls] == ["reg"]  # icacls never ran
+    assert state.is_dir()
+    assert "请以管理员身份运行" in capsys.readouterr().err
