@@ -18,7 +18,11 @@ start=$(date +%s)
 
 # The base system; the marker is written only when debootstrap finished.
 if [ ! -f "$ROOTFS/.debootstrap-done" ]; then
-  rm -rf "$ROOTFS"
+  # Never delete through a mount left by an interrupted build (its /dev is the host's).
+  if grep -q " $ROOTFS/" /proc/self/mounts; then
+    echo "image: something is still mounted under $ROOTFS" >&2; exit 1
+  fi
+  rm -rf --one-file-system "$ROOTFS"
   mkdir -p "$ROOTFS"
   debootstrap --variant=minbase --arch=amd64 "$SUITE" "$ROOTFS" "$MIRROR"
   touch "$ROOTFS/.debootstrap-done"
