@@ -31,6 +31,8 @@ BUILD_TIMEOUT_S = 600  # measured: debootstrap 25 s + packages 75 s on 2 cores
 APP_TIMEOUT_S = 60
 SCREEN = (1280, 800)
 
+CHROOT = shutil.which("chroot") or "chroot"  # the host's, found on the host's PATH
+
 if os.geteuid() != 0 or shutil.which("debootstrap") is None or shutil.which("chroot") is None:
     pytest.skip("the image build needs root and debootstrap (scripts/setup.sh)", allow_module_level=True)
 
@@ -136,7 +138,7 @@ def in_root(
 ) -> subprocess.CompletedProcess[str]:
     uid, gid = proctor_ids(root)
     return subprocess.run(
-        ["chroot", f"--userspec={uid}:{gid}", str(root), *cmd],
+        [CHROOT, f"--userspec={uid}:{gid}", str(root), *cmd],
         env=box_env(env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -292,7 +294,7 @@ def test_the_touch_app_draws_from_inside_the_root(
     window = f"{SCREEN[0]}x{SCREEN[1]}"
     with mounted(rootfs.path, data, x11=True), open(log, "wb") as out:
         app = subprocess.Popen(
-            ["chroot", f"--userspec={uid}:{gid}", str(rootfs.path),
+            [CHROOT, f"--userspec={uid}:{gid}", str(rootfs.path),
              "/opt/kiosk/kiosk", "run", "--window", window, "--home", "/data/room"],
             env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
