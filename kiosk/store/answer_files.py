@@ -71,7 +71,7 @@ def replace_files(
         if isinstance(f, Received):
             _copy_atomic(f.path, folder / f.name, sync)
         else:
-            write_atomic(folder / f.name, f.data, sync=sync)
+            write_atomic(folder / f.name, f.data, sync=sync, writeback=not sync)
     keep = {f.name for f in files}
     for old in folder.iterdir():
         if old.name not in keep and old.is_file():
