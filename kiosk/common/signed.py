@@ -286,12 +286,20 @@ def seal_answer_package(
 
 
 def open_answer_package(
-    raw: bytes, room_key: bytes, room_code: str, session: int, seated: Collection[str]
+    raw: bytes,
+    room_key: bytes,
+    room_code: str,
+    session: int,
+    seated: Collection[str],
+    into: bytearray | None = None,
 ) -> AnswerPackage:
     """The box's side: signed by a seated PC's key (`seated`: their fingerprints), for
     this room and session, opened with the room key, matching its manifest. Refusals:
     ``foreign_pc``, ``bad_signature``, ``foreign_room``, ``wrong_session``,
-    ``package_key_wrong``, ``manifest_mismatch``, ``package_invalid``."""
+    ``package_key_wrong``, ``manifest_mismatch``, ``package_invalid``.
+
+    `into`: where to decrypt, when large enough (a caller opening many packages reuses
+    it); the package's files are views into the decrypted contents."""
     end = raw.find(b"\n")
     if end < 0:
         raise Refused("package_invalid", "不是作答包文件", "no line break after the envelope")
@@ -321,9 +329,13 @@ def open_answer_package(
         hashlib.sha256(ciphertext).hexdigest(),
     ):
         raise Refused("bad_signature", "作答包内容已被修改或不完整", "the ciphertext is not the signed one")
+    size = max(len(ciphertext) - 16, 0)  # all but the 16-byte GCM tag
+    if into is None or len(into) < size:
+        into = bytearray(size)
+    plain = memoryview(into)[:size]
     try:
-        plain = AESGCM(room_key).decrypt(
-            _strict_b64(str(body.get("nonce"))), ciphertext, _answer_aad(manifest)
+        AESGCM(room_key).decrypt_into(
+            _strict_b64(str(body.get("nonce"))), ciphertext, _answer_aad(manifest), plain
         )
     except (InvalidTag, ValueError) as exc:
         raise Refused("package_key_wrong", "无法用本考场密钥打开作答包", f"cannot open: {exc!r}") from exc
@@ -339,18 +351,18 @@ def open_answer_package(
     return AnswerPackage(room_code, session, admission_no, float(created), answers, env.signer, files)
 
 
-def _answer_contents(plain: bytes) -> tuple[tuple[dict[str, Any], ...], tuple[AnswerFile, ...]]:
+def _answer_contents(plain: memoryview) -> tuple[tuple[dict[str, Any], ...], tuple[AnswerFile, ...]]:
     """The decrypted part: the answers, then each file checked against its index entry."""
     size = int.from_bytes(plain[:4], "big")
     try:
-        header = json.loads(plain[4 : 4 + size])
+        header = json.loads(bytes(plain[4 : 4 + size]))
         answers = read_answers(header["answers"] if isinstance(header["answers"], list) else [])
         index = header["files"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise Refused("package_invalid", "作答包内容格式错误", f"bad contents: {exc!r}") from exc
     if not isinstance(index, list) or len(index) > MAX_ANSWER_FILES:
         raise Refused("package_invalid", "作答包的文件清单无效", "files must be a list of at most 1000")
-    files, at, view = [], 4 + size, memoryview(plain)  # the files are not copied out of it
+    files, at, view = [], 4 + size, plain  # the files are not copied out of it
     for entry in index:
         ok = isinstance(entry, dict) and all(
             isinstance(entry.get(k), str) for k in ("subject", "question", "name")

@@ -39,6 +39,8 @@ from kiosk.usb.listing import list_stick
 
 Progress = Callable[[int, int], None]
 RESULTS_FORMAT = "results-package"  # signed by the box's key (docs/formats.md)
+MAX_PACKAGE_BYTES = 256 * 1024**2  # an answer package larger is refused unread
+OPEN_AHEAD = 3  # answer packages opened (in memory) ahead of the one being stored
 
 
 _KIND_ZH = {
@@ -87,19 +89,22 @@ class AfterExam(CandidateLink):
         return key, self.require_config().room_code, self.current_session().number, seats
 
     @staticmethod
-    def _open_answer_file(path: Path, key: bytes, room: str, session: int, seated: set[str]) -> AnswerPackage:
-        """Read and open one package (no database: runs on a worker thread in bulk)."""
+    def _open_answer_file(
+        path: Path, key: bytes, room: str, session: int, seated: set[str], into: bytearray | None = None
+    ) -> AnswerPackage:
+        """Read and open one package (no database: runs on a worker thread in bulk),
+        decrypted `into` a reused buffer when given."""
         try:
             if not path.is_file():
                 raise Refused("file_not_found", f"找不到作答包：{path}", f"no such file {path}")
-            if path.stat().st_size > 256 * 1024**2:
+            if path.stat().st_size > MAX_PACKAGE_BYTES:
                 raise Refused("file_too_large", "文件过大，不是作答包", "file too large")
             raw = path.read_bytes()
         except OSError as exc:  # a stick pulled out, an unreadable file
             raise Refused(
                 "read_failed", f"读取作答包失败：{exc.strerror or exc}", f"cannot read {path}: {exc}"
             ) from exc
-        return open_answer_package(raw, key, room, session, seated)
+        return open_answer_package(raw, key, room, session, seated, into)
 
     def _read_answer_file(self, path: str) -> AnswerPackage:
         """An answer package exported on a seated exam PC, for this room and session."""
@@ -180,11 +185,11 @@ class AfterExam(CandidateLink):
             return self._import_one(pkg, self.get_candidate(pkg.admission_no, self.current_session()))
 
     def import_answers_all(self, folder: str = "") -> dict[str, Any]:
-        """导入作答包 for every answer package on a stick (or in a folder): each is opened
-        on the second core while the one before it is stored; a refused package is
-        named with its reason and changes nothing, the others go in. The files of all
-        are made durable with one sync, before the one commit."""
-        paths = [p.path for p in list_stick(self._stick(folder)).packages if p.kind == "answer-package"]
+        """导入作答包 for every answer package on a stick (or in a folder): two worker
+        threads open the next packages while one is stored; a refused package is named
+        with its reason and changes nothing, the others go in. The files of all are made
+        durable with one sync, before the one commit."""
+        found = [p for p in list_stick(self._stick(folder)).packages if p.kind == "answer-package"]
         key, room, session, seats = self._answer_keys()
         people = {c.admission_no: c for c in self.candidate_rows(self.current_session())}
         seen = set(
@@ -192,19 +197,24 @@ class AfterExam(CandidateLink):
         )
         imported: list[dict[str, Any]] = []
         refused: list[dict[str, str]] = []
-        waiting = deque(paths)
+        waiting = deque(enumerate(found))
+        # Package n is decrypted into buffer n % len(buffers): one for the package being
+        # stored and one for each being opened (memory filled again costs less than fresh).
+        buffers = [bytearray() for _ in range(OPEN_AHEAD + 1)]
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="answer-open") as pool, self.tx():
             ahead: deque[tuple[Path, Future[AnswerPackage]]] = deque()
 
-            def open_next() -> None:  # at most two packages in memory ahead of the one stored
+            def open_next() -> None:
                 if waiting:
-                    path = waiting.popleft()
-                    ahead.append(
-                        (path, pool.submit(self._open_answer_file, path, key, room, session, set(seats)))
-                    )
+                    n, p = waiting.popleft()
+                    slot = n % len(buffers)
+                    if len(buffers[slot]) < p.size <= MAX_PACKAGE_BYTES:
+                        buffers[slot] = bytearray(p.size)
+                    args = (p.path, key, room, session, set(seats), buffers[slot])
+                    ahead.append((p.path, pool.submit(self._open_answer_file, *args)))
 
-            open_next()
-            open_next()
+            for _ in range(OPEN_AHEAD):
+                open_next()
             while ahead:
                 path, opening = ahead.popleft()
                 open_next()
