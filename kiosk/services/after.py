@@ -191,7 +191,8 @@ class AfterExam(CandidateLink):
         durable with one sync, before the one commit."""
         found = [p for p in list_stick(self._stick(folder)).packages if p.kind == "answer-package"]
         key, room, session, seats = self._answer_keys()
-        people = {c.admission_no: c for c in self.candidate_rows(self.current_session())}
+        query = Candidate.select(Candidate, Session).join(Session)  # storing reads c.session
+        people = {c.admission_no: c for c in query.where(Candidate.session == self.current_session())}
         seen = set(
             Event.select(Event.admission_no, Event.ip).where(Event.admission_no != "").distinct().tuples()
         )
