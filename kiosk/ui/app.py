@@ -93,7 +93,8 @@ def build_app_class() -> type:
             self._usb_read_at = -USB_EVERY_S
             self._tasks: set[asyncio.Task[Any]] = set()
             self.form: Any = None  # the operation form open now (tests read it)
-            self._refresh = Clock.create_trigger(lambda _dt: self.spawn(self.reload()), REFRESH_S)
+            self._refresh = Clock.create_trigger(lambda _dt: self._reload_if_running(), REFRESH_S)
+            self._ticker: Any = None
             engine.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
 
         def load_kv(self, filename: str | None = None) -> bool:
@@ -101,8 +102,18 @@ def build_app_class() -> type:
 
         def build(self) -> Any:
             Window.bind(on_request_close=lambda *_a: not self.closable)  # an appliance is not closed
-            Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
+            self._ticker = Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
             return Builder.load_string("KioskRoot:")
+
+        def on_stop(self) -> None:
+            # Kivy's clock outlives an app (another may start in the same process).
+            if self._ticker is not None:
+                self._ticker.cancel()
+            self._refresh.cancel()
+
+        def _reload_if_running(self) -> None:
+            if App.get_running_app() is self:  # an event of an engine whose app has stopped
+                self.spawn(self.reload())
 
         def on_start(self) -> None:
             self._refresh()

@@ -101,7 +101,7 @@ def build_app_class() -> type:
         def build(self) -> Any:
             Window.bind(on_request_close=self._veto_close)
             root = Builder.load_string("AnswerRoot:")
-            Clock.schedule_interval(lambda _dt: self.refresh(), TICK_S)
+            self._ticker = Clock.schedule_interval(lambda _dt: self.refresh(), TICK_S)
             return root
 
         def on_start(self) -> None:
@@ -109,6 +109,7 @@ def build_app_class() -> type:
             self.refresh()
 
         def on_stop(self) -> None:
+            self._ticker.cancel()  # Kivy's clock outlives an app (tests start several)
             self.flush()
             self.session.close()
 
