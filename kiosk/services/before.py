@@ -441,6 +441,7 @@ class BeforeExam(Seats):
             "site_name": exam.site_name,
             "policy": loads(exam.policy),
             "staff": loads(exam.staff) or [],  # for the session-entry dialog
+            "subjects": {s.code: s.name for s in Subject.select()},  # the re-exam dialog's ticks
             "sessions": rows,
         }
 
