@@ -134,6 +134,28 @@ def _autostart(bundle: str, state: str, remove: bool, show: bool) -> int:
     return 0
 
 
+def _keep_alive(bundle: str, state: str, bind_ip: str | None, app_command: str | None) -> int:
+    """The daemon as a child process, started again whenever it dies (stu_client.supervise);
+    each writes its log in `<state>/logs/`."""
+    import signal
+    import threading
+
+    from stu_client.platform import daemon_command
+    from stu_client.supervise import log_to_file, supervise
+
+    logs = Path(state) / "logs"
+    log_to_file(logs / "supervisor.log")
+    command = daemon_command(bundle, state)
+    command += ["--log-file", str(logs / "daemon.log")]
+    command += ["--bind-ip", bind_ip] if bind_ip else []
+    command += ["--app-command", app_command] if app_command else []
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: stop.set())
+    timings = {"first_s": RESTART_FIRST_S, "most_s": RESTART_MOST_S, "stable_s": STABLE_S}
+    return supervise(command, Path(state), stop, **timings)
+
+
 def _state(state: str | None) -> str:
     if state:
         return state
@@ -141,6 +163,12 @@ def _state(state: str | None) -> str:
 
     return str(default_state_dir())
 
+
+# --keep-alive: a daemon that dies within STABLE_S of its start waits RESTART_FIRST_S,
+# doubling up to RESTART_MOST_S, before it is started again; one that ran longer, none.
+RESTART_FIRST_S = 1.0
+RESTART_MOST_S = 30.0
+STABLE_S = 60.0
 
 STATE_HELP = "本机状态文件夹（默认：Linux /var/lib/stu-client，Windows %%ProgramData%%\\stu-client）"
 
@@ -164,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="启动考生作答程序的命令（按 shell 规则拆分；默认：本程序的 app 子命令）",
     )
+    p.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="守护进程意外退出后自动重新启动（Windows 开机自启动用；Linux 由 systemd 负责）",
+    )
+    p.add_argument("--log-file", default=None, help="日志同时写入此文件（自动轮换）")
     p = sub.add_parser("app", parents=[logs], help="运行考生作答程序（全屏；由守护进程启动）")
     p.add_argument("--state", default=None, help=STATE_HELP + "（与守护进程相同）")
     p.add_argument("--window", default="", metavar="WxH", help="以窗口方式运行（调试用），例如 1366x768")
@@ -205,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if ns.cmd == "app":
         return _app(_state(ns.state), ns.window)
+    if ns.cmd == "daemon" and ns.keep_alive:
+        return _keep_alive(ns.bundle, _state(ns.state), ns.bind_ip, ns.app_command)
+    if getattr(ns, "log_file", None):
+        from stu_client.supervise import log_to_file
+
+        log_to_file(Path(ns.log_file))
     if ns.cmd == "daemon":
         return _daemon(ns.bundle, _state(ns.state), ns.bind_ip, ns.app_command)
     if ns.mock is not None and not 0 < ns.mock <= 100:

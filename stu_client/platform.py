@@ -584,9 +584,10 @@ class WindowsBackend(_Machine):
     # the daemon starts would be invisible, and GetSystemMetrics would measure session 0's
     # screen. The machine-wide Run key starts the daemon in the session of whoever logs
     # on (the exam account, with automatic logon), with no password stored, undone by one
-    # `reg delete`. What it lacks: nothing restarts a daemon that dies before the next logon.
+    # `reg delete`. What the Run key lacks, a restart of a daemon that dies, `--keep-alive`
+    # gives (stu_client.supervise), with the logs in the state folder.
     def autostart(self, bundle: str | PurePath, state: str | PurePath) -> Autostart:
-        value = subprocess.list2cmdline(daemon_command(bundle, state, windowed=True))
+        value = subprocess.list2cmdline([*daemon_command(bundle, state, windowed=True), "--keep-alive"])
         return Autostart(
             folders=[str(state)],
             commands=[

@@ -255,7 +255,7 @@ def test_the_app_is_spawned_once_and_closed():
 # -- autostart -----------------------------------------------------------------------------
 
 
-def test_windows_autostart_is_the_run_key_with_the_windowed_exe(monkeypatch):
+def test_windows_autostart_is_the_run_key_with_the_windowed_exe_kept_alive(monkeypatch):
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "C:\\Program Files\\stu-client\\stu-client.exe")
     plan = windows().autostart("D:\\room bundle", "C:\\ProgramData\\stu-client")
@@ -263,7 +263,7 @@ def test_windows_autostart_is_the_run_key_with_the_windowed_exe(monkeypatch):
     assert add[:8] == ["reg", "add", RUN_KEY, "/v", "stu-client", "/t", "REG_SZ", "/d"] and add[-1] == "/f"
     assert add[8] == (
         '"C:\\Program Files\\stu-client\\stu-clientw.exe" daemon --bundle "D:\\room bundle"'
-        " --state C:\\ProgramData\\stu-client"
+        " --state C:\\ProgramData\\stu-client --keep-alive"
     )
     assert grant == ["icacls", "C:\\ProgramData\\stu-client", "/grant", "*S-1-5-32-545:(OI)(CI)M"]
     assert plan.remove == [["reg", "delete", RUN_KEY, "/v", "stu-client", "/f"]]
