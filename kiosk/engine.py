@@ -31,6 +31,29 @@ async def _tick_forever(service: Any, executor: ThreadPoolExecutor, every_s: flo
             log.exception("tick failed")
 
 
+async def _probe_site_forever(
+    service: Any, executor: ThreadPoolExecutor, settings: Settings, identity: Any
+) -> None:
+    """In site mode, whether the site answers, every `site_probe_s` (the status strip's
+    link state): a short request on a thread of its own, so a silent site never holds
+    the room service's worker (stopping waits for a probe in flight: at most its timeout)."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="site-probe") as probes:
+        while True:
+            try:
+                target = await loop.run_in_executor(executor, service.site_probe_target)
+                if target is not None:
+                    site_ip, cert = target
+                    client = SiteClient(
+                        site_ip, settings.site_port, identity, cert,
+                        timeout_s=settings.site_probe_timeout_s, retries=0,
+                    )  # fmt: skip
+                    service.site_seen(site_ip, await loop.run_in_executor(probes, client.reachable))
+            except Exception:  # logged, tried again on the next round
+                log.exception("site probe failed")
+            await asyncio.sleep(settings.site_probe_s)
+
+
 class Engine:
     """The room service with its ports (room network, site link, USB), the admin API and
     the ticker, on the running asyncio loop; service calls run on its one worker thread."""
@@ -44,6 +67,7 @@ class Engine:
         self._usb: UsbWatcher | None = None
         self._runner: Any = None
         self._ticker: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     @property
     def home(self) -> Any:
@@ -90,12 +114,14 @@ class Engine:
             self.service, settings.home_path, settings.admin_host, settings.admin_port, executor
         )
         self._ticker = asyncio.create_task(_tick_forever(self.service, executor, settings.heartbeat_s))
+        self._probe = asyncio.create_task(_probe_site_forever(self.service, executor, settings, identity))
         log.info("engine ready, home %s", settings.home)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
+        for task in (self._ticker, self._probe):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._network is not None:
             await self._network.stop()
         if self._runner is not None:

@@ -34,6 +34,9 @@ class Settings:
     site_timeout_s: float = 10.0  # every site call: connect and each read
     site_retries: int = 3  # a failed upload chunk is retried this often before giving up
     site_chunk_bytes: int = 1024**2  # results upload: one resumable chunk
+    site_probe_s: float = 5.0  # in site mode the engine checks the site this often (status strip)
+    site_probe_timeout_s: float = 2.0  # one probe's connect and read
+    site_link_stale_s: float = 15.0  # an older check shows the link as unknown (检测中)
     # USB sticks: mount points under these roots are sticks; in folder mode every folder
     # under a root is one (tests, and machines where mounting is not allowed).
     usb_mount_roots: str = "/media,/run/media,/mnt"

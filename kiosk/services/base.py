@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from peewee import SqliteDatabase
 
@@ -17,6 +18,7 @@ from kiosk.common.crypto import Identity
 from kiosk.core.candidate import CandidateState, CandidateView, Flags, RoomPhase
 from kiosk.core.errors import Refused
 from kiosk.core.policy import Policy
+from kiosk.core.sitelink import STATE_ZH, Seen, link_state
 from kiosk.services.ports import Ports, SiteLink
 from kiosk.settings import Settings
 from kiosk.store import events
@@ -36,6 +38,7 @@ from kiosk.store.models import (
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
+T = TypeVar("T")
 
 
 def loads(text: str) -> Any:
@@ -57,6 +60,7 @@ class ServiceBase:
         self._pending: list[events.NewEvent] = []  # events of the open transaction
         self._who: tuple[str, str] | None = None  # operator and box IP of the open transaction
         self.identity: Identity | None = None  # the box's key pair (bootstrap sets it)
+        self._site_seen: Seen | None = None  # the last call to the site or probe of it
 
     # -- events and transactions -------------------------------------------------
 
@@ -168,11 +172,38 @@ class ServiceBase:
         return pinned.cert_pem.encode()
 
     def site(self, site_ip: str = "") -> SiteLink:
-        """The exam site of the parameters (or at `site_ip`), pinned once a sheet is."""
+        """The exam site of the parameters (or at `site_ip`), pinned once a sheet is;
+        whether each call reached it is kept for the link state."""
+        ip = site_ip or self.require_config().site_ip
         pinned = SiteTrust.get_or_none()
-        return self.ports.site(
-            site_ip or self.require_config().site_ip, pinned.cert_pem.encode() if pinned else None
-        )
+        link = self.ports.site(ip, pinned.cert_pem.encode() if pinned else None)
+        return _Watched(link, lambda ok: self.site_seen(ip, ok))
+
+    # -- the site link's state (the status strip) ------------------------------------
+
+    def site_seen(self, site_ip: str, ok: bool) -> None:
+        """The site at `site_ip` answered (or not), just now. Touches no database: the
+        engine's probe calls it from its own thread."""
+        before = self._site_seen
+        self._site_seen = Seen(ok, time.monotonic(), site_ip)
+        if before is None or (before.ok, before.site_ip) != (ok, site_ip):
+            log.info("exam site %s %s", site_ip, "reachable" if ok else "not reachable")
+
+    def site_probe_target(self) -> tuple[str, bytes | None] | None:
+        """What the periodic probe tries: the configured site's address and pinned
+        certificate; None in single-machine mode."""
+        cfg = self.config()
+        if cfg is None or not cfg.site_mode or not cfg.site_ip:
+            return None
+        pinned = SiteTrust.get_or_none()
+        return cfg.site_ip, pinned.cert_pem.encode() if pinned else None
+
+    def site_link(self) -> dict[str, Any]:
+        """The link to the site as last seen: off / connected / unreachable / unknown."""
+        cfg = self.config()
+        mode, ip = bool(cfg and cfg.site_mode), cfg.site_ip if cfg else ""
+        state = link_state(mode, ip, self._site_seen, time.monotonic(), self.settings.site_link_stale_s)
+        return {"site_mode": mode, "site_ip": ip, "state": state, "state_zh": STATE_ZH[state]}
 
     def answer_root(self) -> Path:
         """The answer folder of the parameters: the operation tasks' files live there."""
@@ -299,3 +330,50 @@ class ServiceBase:
     @classmethod
     def view(cls, c: Candidate) -> CandidateView:
         return cls.views([c])[0]
+
+
+_NOT_REACHED = ("site_offline", "site_cert_mismatch")  # a link to another site is none
+
+
+class _Watched:
+    """A site link that reports whether each call reached the site: a call that
+    returned, or that the site refused with its own answer, reached it; `site_offline`
+    (or a server without the pinned key) did not; `reachable()` reports what it found."""
+
+    def __init__(self, link: SiteLink, seen: Callable[[bool], None]) -> None:
+        self._link, self._seen = link, seen
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            out = fn(*args)
+        except Refused as exc:
+            self._seen(exc.code not in _NOT_REACHED)
+            raise
+        self._seen(True)
+        return out
+
+    def reachable(self) -> bool:
+        ok = self._link.reachable()
+        self._seen(ok)
+        return ok
+
+    def register(self, room_code: str, registration_code: str) -> bytes:
+        return self._call(self._link.register, room_code, registration_code)
+
+    def download_exam(self, room_code: str) -> bytes:
+        return self._call(self._link.download_exam, room_code)
+
+    def fetch_authorisation(self, room_code: str, session: int) -> bytes:
+        return self._call(self._link.fetch_authorisation, room_code, session)
+
+    def report_seal(self, room_code: str, report: dict[str, Any]) -> None:
+        return self._call(self._link.report_seal, room_code, report)
+
+    def upload_results(
+        self,
+        room_code: str,
+        path: Path,
+        progress: Callable[[int, int], None],
+        files: Sequence[tuple[Path, str]] = (),
+    ) -> dict[str, Any]:
+        return self._call(self._link.upload_results, room_code, path, progress, files)

@@ -217,6 +217,7 @@ class Reports(AfterExam):
                 box_ip=cfg.box_ip,
                 answer_dir=cfg.answer_dir,
             ),
+            "site_link": self.site_link(),
             "wizard": self.wizard(),
             "user": self.user(),
             "seats": self.seats(),

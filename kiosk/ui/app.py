@@ -69,6 +69,7 @@ def build_app_class() -> type:
         strip_room = StringProperty("")
         strip_ip = StringProperty("")
         strip_site = StringProperty("")
+        strip_site_down = BooleanProperty(False)  # in site mode, the site does not answer
         strip_usb = StringProperty("")
         strip_time = StringProperty("")
         seats = ListProperty([])
@@ -154,6 +155,7 @@ def build_app_class() -> type:
             strip = vm.strip(self.status, self.usb)
             for key, text in strip.items():
                 setattr(self, f"strip_{key}", text)
+            self.strip_site_down = (self.status.get("site_link") or {}).get("state") == "unreachable"
             self.steps = vm.wizard_steps(self.status.get("wizard") or {})
             self.seats = list(self.status.get("seats") or [])
             self.default_password = bool((self.status.get("user") or {}).get("default_password"))

@@ -133,12 +133,15 @@ def remaining_text(seconds: float | None) -> str:
 
 
 def strip(status: Mapping[str, Any], usb: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The status strip: room code, box IP, site mode, USB sticks, box time."""
+    """The status strip: room code, box IP, site mode and link, USB sticks, box time."""
     cfg = status.get("config") or {}
+    link = status.get("site_link") or {}
     return {
         "room": f"考场 {cfg.get('room_code') or '未配置'}",
         "ip": f"监考机 {cfg.get('box_ip') or '—'}",
-        "site": f"考点模式 {cfg.get('site_ip')}" if cfg.get("site_mode") else "单机模式",
+        "site": f"考点 {cfg.get('site_ip')} {link.get('state_zh') or '检测中'}"
+        if cfg.get("site_mode")
+        else "单机模式",
         "usb": f"U盘 {len(usb)} 个" if usb else "U盘 未插入",
         "time": time.strftime("%H:%M:%S", time.localtime(float(status.get("box_time") or time.time()))),
     }

@@ -79,7 +79,7 @@ def configure(room, code=""):
         box_ip="127.0.0.1",
         site_mode=True,
         site_ip="127.0.0.5",
-        registration_code=code or room.site("127.0.0.5").files.registration_code,
+        registration_code=code or room.ports.site("127.0.0.5", None).files.registration_code,
     )
 
 
