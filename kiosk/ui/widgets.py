@@ -18,7 +18,7 @@ from kivy.uix.modalview import ModalView
 from kiosk.ctl_text import human
 from kiosk.services.registry import BY_VERB, Op
 
-LETTER_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+LETTER_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm.-/")  # . - / for IPs, names, paths
 DIGIT_ROWS = ("123", "456", "789", "0")
 # One-tap phrases for the free-text fields (the system input method still works when a
 # keyboard is attached).
