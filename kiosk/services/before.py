@@ -442,6 +442,8 @@ class BeforeExam(Seats):
             "policy": loads(exam.policy),
             "staff": loads(exam.staff) or [],  # for the session-entry dialog
             "subjects": {s.code: s.name for s in Subject.select()},  # the re-exam dialog's ticks
+            "violation_codes": loads(exam.violation_codes) or [],  # (code, text): 违纪登记's choices
+            "situation_types": loads(exam.situation_types) or [],  # 断点续考's choices
             "sessions": rows,
         }
 

@@ -267,7 +267,9 @@ def build_app_class() -> type:
             takes = {op.method, "import_answers"} if op.method == "collect" else {op.method}
             offered = [p for p in packages if p.get("operation") in takes] or packages
             sticks = [(Path(s["path"]).name or s["path"], s["path"]) for s in self.usb]
-            staff = (self.status.get("exam") or {}).get("staff") or []
+            exam = self.status.get("exam") or {}
+            staff = exam.get("staff") or []
+            answers = str(Path(self.engine.home) / "answers")  # the answer folder beside the home
             user = self.status.get("user") or {}
             people = {
                 "administrator": [(user.get("name", ""), user.get("phone", ""))] if user.get("name") else [],
@@ -303,6 +305,12 @@ def build_app_class() -> type:
                 "admin_phone": [(f"{n} {t}", t) for n, t in people["administrator"]],
                 "invigilator_name": [(n, n) for n, _ in people["invigilator"]],
                 "invigilator_phone": [(f"{n} {t}", t) for n, t in people["invigilator"]],
+                # The exam's own tables: the service takes nothing else.
+                "code": [(f"{c} {t[:14]}", c) for c, t in exam.get("violation_codes") or []]
+                if op.verb == "violation-add"
+                else [],
+                "situation": [(t, t) for t in exam.get("situation_types") or []],
+                "answer_dir": [(f"本机 {answers}", answers)],
             }
 
     return KioskApp
