@@ -198,7 +198,7 @@ def build_app_class() -> type:
                     form.running = True
                     result = await self.engine.call(op.method, **kwargs)
                 except Refused as exc:
-                    form.refused(exc.zh)
+                    form.refused(exc.zh, exc.code)  # the code: a form's flow may take the next step
                     return
                 finally:
                     form.running = False
@@ -224,7 +224,10 @@ def build_app_class() -> type:
                     self.usb = await self.engine.call("usb_sticks")
                 if "box_ip" in names:
                     self.interfaces = await self.engine.call("interfaces")
-                form = OpForm(op, self._prefill(op, prefill or {}), self._choices(op))
+                fill = self._prefill(op, prefill or {})
+                choices = self._choices(op)
+                choices["subjects"] = vm.subject_choices(self.status, str(fill.get("admission_no", "")))
+                form = OpForm(op, fill, choices)
                 self.form = form
                 form.open(animation=False)
                 if not op.params:

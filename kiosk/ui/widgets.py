@@ -1,7 +1,10 @@
-"""The proctor box's shared widgets: the on-screen keyboard (letters or digits), and the
-operation form that every toolbar button and seat menu opens — one field per
-parameter of the operation (kiosk.services.registry), presets for the usual phrases,
-the result or the refusal shown in Chinese."""
+"""The proctor box's shared widgets: the on-screen keyboard (letters, digits or the
+authorisation-code pad), and the operation form that every toolbar button and seat menu
+opens — one field per parameter of the operation (kiosk.services.registry), presets for
+the usual phrases, the result or the refusal shown in Chinese. Where the manual's dialog
+has more steps (a challenge to read to the site and its code, a 是/否 confirmation), the
+form follows the operation's flow (kiosk.ui.viewmodels.FLOWS): the service's refusal
+says which step comes next, and the form calls the registry's ops for it."""
 
 from __future__ import annotations
 
@@ -10,16 +13,19 @@ from typing import Any
 from kivy.app import App
 from kivy.factory import Factory
 from kivy.metrics import dp
-from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.modalview import ModalView
 
+from kiosk.core.codes import ALPHABET
 from kiosk.ctl_text import human
 from kiosk.services.registry import BY_VERB, Op
+from kiosk.ui import viewmodels as vm
 
 LETTER_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm.-/")  # . - / for IPs, names, paths
 DIGIT_ROWS = ("123", "456", "789", "0")
+CODE_ROWS = tuple(ALPHABET[i : i + 8] for i in range(0, len(ALPHABET), 8))  # authorisation codes only
 # One-tap phrases for the free-text fields (the system input method still works when a
 # keyboard is attached).
 PRESETS = {
@@ -29,20 +35,11 @@ PRESETS = {
     "text": ("请注意考试时间。", "距离考试结束还有30分钟。", "请检查答案后再交卷。"),
     "handler": ("李四", "张三"),
 }
-
-
-HINTS = {  # parameters the registry leaves without a help text
-    "path": "文件（可点选下方U盘上的文件）",
-    "folder": "文件夹（可点选下方的U盘）",
-    "dest": "目标文件夹（可点选下方的U盘）",
-    "admission_no": "准考证号",
-    "admission_nos": "准考证号（多个用逗号分隔；可在座位图中勾选）",
-    "session": "场次",
-    "admin_name": "系统管理员姓名",
-    "admin_phone": "系统管理员电话",
-    "invigilator_name": "监考员姓名",
-    "invigilator_phone": "监考员电话",
+VERB_PRESETS = {  # where the same field of another operation takes other phrases
+    ("reexam", "reason"): ("作答包损坏，作答数据无法恢复", "考试机故障，作答数据无法恢复"),
 }
+
+
 # Touch labels where the registry's title is written for the command line.
 LABELS = {
     "envcheck": "环境检测（可只补测未通过的）",
@@ -68,6 +65,7 @@ class Keyboard(BoxLayout):
     target = ObjectProperty(None, allownone=True)
     digits = BooleanProperty(False)
     upper = BooleanProperty(False)
+    code = BooleanProperty(False)  # the authorisation-code pad: its 32 symbols only
 
     def on_kv_post(self, *_args: Any) -> None:
         self.build()
@@ -75,15 +73,18 @@ class Keyboard(BoxLayout):
     def on_digits(self, *_args: Any) -> None:
         self.build()
 
+    def on_code(self, *_args: Any) -> None:
+        self.build()
+
     def on_upper(self, *_args: Any) -> None:
         self.build()
 
     def build(self) -> None:
         self.clear_widgets()
-        rows = [*DIGIT_ROWS] if self.digits else [*LETTER_ROWS]
+        rows = [*CODE_ROWS] if self.code else [*DIGIT_ROWS] if self.digits else [*LETTER_ROWS]
         specials = (
             ("退格", "清除")
-            if self.digits
+            if self.digits or self.code
             else ("大写" if not self.upper else "小写", "空格", "退格", "清除")
         )
         for keys in [*rows, None]:
@@ -91,6 +92,13 @@ class Keyboard(BoxLayout):
             for k in specials if keys is None else keys:
                 row.add_widget(Key(text=k.upper() if self.upper and keys is not None else k))
             self.add_widget(row)
+
+    def aim(self, field: FormInput | None) -> None:
+        """Type into this field, with the pad its kind needs (hidden with no field)."""
+        self.target = field.ids.input if field is not None else None
+        if field is not None:
+            self.digits, self.upper, self.code = field.digits, field.upper, field.code
+        self.opacity = 1 if field is not None else 0
 
     def press(self, key: str) -> None:
         if key in ("大写", "小写"):
@@ -138,14 +146,21 @@ class ReportView(KDialog):
 
 class OpForm(KDialog):
     """One operation of the room service as a form: its parameters, 确定 and 取消, and
-    what the service answered."""
+    what the service answered. Its flow adds, when the service asks for them, the
+    challenge with the code's field (挑战码 / 申请码 in large type, the code pad) and 是 / 否
+    confirmations that state what will be erased."""
 
     title = StringProperty("")
+    notice = StringProperty("")  # the manual's 信息提示 at the top
     result = StringProperty("")
     error = StringProperty("")
     running = BooleanProperty(False)
     progress = NumericProperty(0)  # 0..100 for the operations that report it
     progress_text = StringProperty("")
+    challenge_title = StringProperty("")  # shown with the challenge once the service asks for a code
+    challenge_note = StringProperty("")
+    challenge_rows = ListProperty([])  # (label, value) to read to the site
+    question = StringProperty("")  # the 是 / 否 confirmation on screen (empty: the fields)
 
     def __init__(
         self,
@@ -159,11 +174,20 @@ class OpForm(KDialog):
         super().__init__(**kw)
         self.op = op
         self.title = label(op.verb)
+        self.flow = vm.flow(op.verb, [p.name for p in op.params])
+        self.notice = self.flow.notice
+        self.flags: dict[str, bool] = {}  # the flags the flow's steps set (confirm, …)
+        self.confirming: vm.ConfirmStep | None = None
+        self._round = 0
+        self._said = ""
         self.fields: dict[str, Any] = {}
-        box = self.ids.fields
+        given = {**dict(self.flow.defaults), **(prefill or {})}
         for p in op.params:
-            value = (prefill or {}).get(p.name, p.default)
-            hint = p.help or HINTS.get(p.name, p.name)
+            if p.kind == "bool" and p.name in self.flow.later:
+                continue  # set by a confirmation, never a tick the officer could leave on
+            value = given.get(p.name, p.default)
+            hint = vm.field_hint(op.verb, p.name, p.help)
+            phrases = VERB_PRESETS.get((op.verb, p.name), PRESETS.get(p.name, ()))
             if p.kind == "bool":
                 w = Factory.KToggle(text=hint, state="down" if value else "normal")
             else:
@@ -173,22 +197,37 @@ class OpForm(KDialog):
                     if value is None
                     else (",".join(value) if isinstance(value, list) else str(value)),
                     digits=p.kind == "int",
-                    upper=p.name == "code",  # authorisation codes: capitals and digits
+                    upper=p.name == "code",  # codes: capitals and digits
+                    code=p.name == "code" and self.flow.code is not None,
+                    multi=p.kind == "list",
                     password=p.name in ("password", "old", "new"),
-                    presets=[*(choices or {}).get(p.name, ()), *((x, x) for x in PRESETS.get(p.name, ()))],
+                    presets=[*(choices or {}).get(p.name, ()), *((x, x) for x in phrases)],
                 )
             self.fields[p.name] = w
-            box.add_widget(w)
-        first = next((w for w in self.fields.values() if isinstance(w, FormInput)), None)
-        self.ids.keyboard.target = first.ids.input if first is not None else None
-        if first is not None:
-            self.ids.keyboard.digits, self.ids.keyboard.upper = first.digits, first.upper
-        self.ids.keyboard.opacity = 1 if first is not None else 0
+            if p.name not in self.flow.later:
+                self.ids.fields.add_widget(w)
+        self.ids.keyboard.aim(self._first_input())
+
+    def on_challenge_rows(self, _w: Any, rows: list[tuple[str, str]]) -> None:
+        box = self.ids.challenge_rows
+        box.clear_widgets()
+        for key, value in rows:
+            row = Factory.ChallengeRow()  # a kv class: its properties are set after it is made
+            row.key, row.value, row.big = key, value, key == "申请码"
+            box.add_widget(row)
+
+    def _first_input(self) -> FormInput | None:
+        return next((w for w in self.ids.fields.children[::-1] if isinstance(w, FormInput)), None)
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for p in self.op.params:
-            w = self.fields[p.name]
+            if p.name in self.flags:
+                out[p.name] = self.flags[p.name]
+                continue
+            w = self.fields.get(p.name)
+            if w is None:
+                continue
             if p.kind == "bool":
                 out[p.name] = w.state == "down"
                 continue
@@ -201,7 +240,7 @@ class OpForm(KDialog):
                 except ValueError:
                     out[p.name] = text  # the service refuses it with its reason
             elif p.kind == "list":
-                out[p.name] = [x.strip() for x in text.replace("，", ",").split(",") if x.strip()]
+                out[p.name] = vm.list_items(text)
             else:
                 out[p.name] = text
         return out
@@ -210,43 +249,122 @@ class OpForm(KDialog):
         App.get_running_app().run_op(self.op, self.values(), self)
 
     def done(self, result: Any) -> None:
-        self.error = ""
-        self.result = human(result) if result not in (None, {}, []) else "完成"
+        self.error, self.question, self.confirming = "", "", None
+        self.challenge_rows, self.challenge_title, self.challenge_note = [], "", ""
+        self.result = vm.answer_text(result, human)
+        self.ids.keyboard.aim(None)
 
     def show_progress(self, done: int, total: int) -> None:
         self.progress = 100 * done / total if total else 100
         self.progress_text = f"{done} / {total}"
 
-    def refused(self, zh: str) -> None:
-        self.result, self.error = "", zh
+    def refused(self, zh: str, code: str = "") -> None:
+        """The service said no: a step of the flow when the refusal asks for one (the
+        code, a confirmation), else the reason; a confirmation given is asked again."""
+        self.result, self.question, self.confirming = "", "", None
+        step = vm.step_for(self.flow, code)
+        if isinstance(step, vm.CodeStep):
+            self.error = ""
+            self._ask_code(step)
+            return
+        if isinstance(step, vm.ConfirmStep):
+            self.error = ""
+            self.confirming, self._round, self._said = step, 1, zh.rstrip("。")
+            self.question = vm.confirm_text(self.op.verb, self.values(), self._said, 1, step.times)
+            return
+        for c in self.flow.confirms:
+            self.flags.pop(c.flag, None)
+        self.error = zh
+        if self.flow.code is not None and code in ("challenge_spent", "no_challenge") and self.challenge_rows:
+            self._ask_code(self.flow.code)  # a new challenge to read to the site
+
+    def _ask_code(self, step: vm.CodeStep) -> None:
+        self.challenge_title, self.challenge_note = step.title, step.note
+        field = self.fields["code"]
+        if field.parent is None:
+            self.ids.fields.add_widget(field)
+        field.ids.input.text = ""
+        self.ids.keyboard.aim(field)
+        values = self.values()
+        ask = {"purpose": step.purpose}
+        if step.per_candidate:
+            ask["admission_no"] = str(values.get("admission_no", ""))
+        App.get_running_app().run_op(BY_VERB["challenge"], ask, _ChallengeShown(self, values))
+
+    def answer(self, yes: bool) -> None:
+        """是 / 否 on the confirmation: 否 goes back to the form with nothing done; the last
+        是 sends the operation again with the flag set."""
+        step = self.confirming
+        if step is None:
+            return
+        if not yes:
+            self.question, self.confirming = "", None
+            self.error = "已取消，未做任何更改"
+            return
+        if self._round < step.times:
+            self._round += 1
+            self.question = vm.confirm_text(self.op.verb, self.values(), self._said, self._round, step.times)
+            return
+        self.question, self.confirming = "", None
+        self.flags[step.flag] = True
+        self.submit()
+
+
+class _ChallengeShown:
+    """Where the challenge op's answer goes: the form's challenge block."""
+
+    def __init__(self, form: OpForm, values: dict[str, Any]) -> None:
+        self.form, self.values, self.running = form, values, False
+
+    def done(self, result: Any) -> None:
+        self.form.challenge_rows = vm.challenge_rows(result, self.values)
+
+    def refused(self, zh: str, code: str = "") -> None:
+        self.form.error = zh
+
+    def show_progress(self, done: int, total: int) -> None:
+        """The challenge reports no progress."""
 
 
 class FormInput(BoxLayout):
-    """A text field of an OpForm, with its presets; focusing it points the keyboard at it."""
+    """A text field of an OpForm, with its presets; focusing it points the keyboard at it.
+    In a list field (`multi`) a preset adds or removes its value, ticked while chosen."""
 
     hint_text = StringProperty("")
     text = StringProperty("")
     digits = BooleanProperty(False)
     upper = BooleanProperty(False)
+    code = BooleanProperty(False)
+    multi = BooleanProperty(False)
     password = BooleanProperty(False)
 
     def __init__(self, presets: list[tuple[str, str]] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
+        self._presets: list[tuple[str, str, Any]] = []
         for text, value in presets or ():
-            self.ids.presets.add_widget(Factory.Preset(text=text, on_release=lambda _b, v=value: self.put(v)))
-        self.ids.presets.height = dp(48) if presets else 0
+            b = Factory.Preset(text=text, on_release=lambda _b, v=value: self.put(v))
+            self._presets.append((text, value, b))
+            self.ids.presets.add_widget(b)
+        self.ids.presets.height = dp(52) if presets else 0
+        if self.multi:
+            self.ids.input.bind(text=lambda *_a: self._tick())
+            self._tick()
 
     def put(self, phrase: str) -> None:
-        self.ids.input.text = phrase
+        field = self.ids.input
+        field.text = vm.toggle_item(field.text, phrase) if self.multi else phrase
+
+    def _tick(self) -> None:
+        chosen = set(vm.list_items(self.ids.input.text))
+        for text, value, b in self._presets:
+            b.text = ("✓ " if value in chosen else "") + text
 
     def focus_keyboard(self) -> None:
         form = self.parent
         while form is not None and not isinstance(form, OpForm):
             form = form.parent
         if isinstance(form, OpForm):
-            form.ids.keyboard.target = self.ids.input
-            form.ids.keyboard.digits = self.digits
-            form.ids.keyboard.upper = self.upper
+            form.ids.keyboard.aim(self)
 
 
 for cls in (Key, Keyboard, OpButton, KDialog, Toast, ReportView, OpForm, FormInput):

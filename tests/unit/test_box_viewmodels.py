@@ -63,3 +63,82 @@ def test_a_report_written_as_html_reads_as_lines_on_the_screen() -> None:
         "姓名  准考证号",
         "张89  1903",
     ]
+
+
+def test_every_field_the_touch_app_offers_has_a_chinese_hint_not_a_command_line_one() -> None:
+    import re
+
+    from kiosk.services.registry import OPERATIONS
+
+    for op in OPERATIONS:
+        for p in op.params:
+            hint = vm.field_hint(op.verb, p.name, p.help)
+            assert re.search(r"[\u4e00-\u9fff]", hint), (op.verb, p.name, hint)
+            assert " / " not in hint and "不加" not in hint, (op.verb, p.name, hint)
+    assert vm.field_hint("violation-add", "code", "") == "违纪代码（如 A101）"
+    assert vm.field_hint("allow-start", "code", "延考授权码") == "延考授权码"
+
+
+def test_the_services_refusal_says_which_step_of_the_dialog_comes_next() -> None:
+    start = vm.flow("allow-start", ["code"])
+    step = vm.step_for(start, "late_start_code_needed")
+    assert isinstance(step, vm.CodeStep) and step.purpose == "late_start" and not step.per_candidate
+    assert vm.step_for(start, "code_wrong") is None  # an error, shown as it is
+    resume = vm.flow("resume", ["admission_nos", "code", "confirm_online"])
+    assert isinstance(vm.step_for(resume, "confirm_online"), vm.ConfirmStep)
+    assert vm.step_for(resume, "late_candidate_code_needed").purpose == "late_candidate"
+    reexam = vm.flow("reexam", [])
+    assert vm.step_for(reexam, "reexam_code_needed").per_candidate
+    assert vm.step_for(reexam, "confirm_needed").flag == "confirm"
+    assert vm.step_for(vm.flow("init-box", []), "confirm_needed").times == 2
+    generic = vm.flow("seats-delete", ["number", "confirm"])  # any confirm flag: asked once
+    assert generic.later == ("confirm",) and vm.step_for(generic, "confirm_needed").times == 1
+    assert vm.flow("find", ["query"]) == vm.Flow()
+    assert dict(vm.flow("init-box", []).defaults) == {"keep_params_and_seats": True}  # the safe default
+
+
+def test_the_challenge_reads_out_in_groups_with_the_candidate_and_seconds_for_extra_time() -> None:
+    ch = {"purpose": "extra_time", "room_code": "1999999001", "session": 1, "challenge": "123456"}
+    assert vm.challenge_rows(ch, {"admission_no": "1901", "seconds": 700}) == [
+        ("考场代码", "1999999001"), ("当前场次", "1"), ("准考证号", "1901"), ("补时时长", "700 秒"),
+        ("申请码", "123 456"),
+    ]  # fmt: skip
+    late = vm.challenge_rows({**ch, "purpose": "late_start"}, {})
+    assert [k for k, _v in late] == ["考场代码", "当前场次", "申请码"]
+
+
+def test_the_confirmation_states_what_will_be_erased_and_asks_again_where_the_manual_does() -> None:
+    said = "初始化监考机会清除考务数据、授权和作答，需要确认"
+    keep = vm.confirm_text("init-box", {"keep_params_and_seats": True}, said, 1, 2)
+    wipe = vm.confirm_text("init-box", {"keep_params_and_seats": False}, said, 1, 2)
+    assert said in keep and "将保留" in keep and "一并清除" in wipe
+    assert "再次确认" in vm.confirm_text("init-box", {}, said, 2, 2)
+    pcs = vm.confirm_text(
+        "init-pcs", {"ips": ["10.0.0.5"], "uninstall": True}, "初始化考试机会清除考生数据", 1, 2
+    )
+    assert "10.0.0.5" in pcs and "卸载考生端" in pcs
+    reexam = vm.confirm_text(
+        "reexam", {}, "对考生 1901 执行重考操作，会清除科目 T01 的作答记录，且无法恢复，请确认", 1, 1
+    )
+    assert reexam.endswith("请确认要执行重考操作吗？")
+    assert vm.confirm_text("seats-delete", {}, "删除机位需要确认", 1, 1) == "删除机位需要确认。确定要继续吗？"
+
+
+def test_the_answer_puts_the_services_own_sentence_first() -> None:
+    def human(v: object) -> str:
+        return repr(v)
+
+    answer = vm.answer_text({"message": "补时成功：实际补时 200 秒。", "granted_s": 200}, human)
+    assert answer.splitlines() == ["补时成功：实际补时 200 秒。", "{'granted_s': 200}"]
+    assert vm.answer_text(None, human) == "完成" and vm.answer_text({"ok": True}, human) == "{'ok': True}"
+
+
+def test_a_re_exam_ticks_the_candidates_own_subjects_by_name() -> None:
+    status = {
+        "exam": {"subjects": {"T01": "理论知识", "P01": "操作技能"}},
+        "session": {"candidates": [cand("1", "001", "in_exam", subjects=["T01", "P01"])]},
+    }
+    assert vm.subject_choices(status, "1") == [("理论知识", "T01"), ("操作技能", "P01")]
+    assert vm.subject_choices(status, "2") == [] and vm.subject_choices({}, "1") == []
+    assert vm.toggle_item("T01", "P01") == "T01,P01" and vm.toggle_item("T01，P01", "T01") == "P01"
+    assert vm.list_items(" a ,，b,") == ["a", "b"]
