@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,11 +38,26 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print("--window 应为 宽x高，例如 1280x800", file=sys.stderr)
             return 2
         size = (w, h)
+    up = None if ns.attach else _mark_up_later(_settings(ns.home))
     try:
         return run(ns.home, kiosk=size is None, size=size, attach=ns.attach)
     except NoChineseFont as exc:
         print(exc, file=sys.stderr)
         return 2
+    finally:
+        if up is not None:
+            up.cancel()
+
+
+def _mark_up_later(settings: settings_mod.Settings) -> threading.Timer:
+    """Once the app has run for update_healthy_s, the launcher's count of failed starts
+    of an updated release begins again (kiosk/update/install.py)."""
+    from kiosk.update.install import AppLayout, mark_started
+
+    timer = threading.Timer(settings.update_healthy_s, mark_started, (AppLayout(Path(settings.app_dir)),))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
@@ -239,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=settings_mod.Settings.site_port)
     p.set_defaults(fn=cmd_site_serve)
+    from kiosk.update.cli import add_parsers as add_update_parsers
+
+    add_update_parsers(sub)  # update-keygen, update-pack
     ns = parser.parse_args(argv)
     if ns.self_test:
         from kiosk.selftest import main as self_test

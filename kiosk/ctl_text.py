@@ -132,6 +132,13 @@ KEY_ZH = {
     "warning": "警告",
     "phone": "电话",
     "username": "用户名",
+    "app_version": "程序版本",
+    "previous_release": "保留的上一版本",
+    "app_files": "程序文件数",
+    "running_version": "正在运行的版本",
+    "current_release": "下次启动的版本",
+    "releases": "已安装的版本",
+    "app_dir": "程序目录",
 }
 TIME_KEYS = {
     "saved_at",

@@ -43,6 +43,12 @@ class Settings:
     usb_poll_s: float = 0.2  # how often the mount table is read
     usb_settle_s: float = 0.3  # a file is complete once its size has not changed this long
     usb_folders_as_sticks: bool = False
+    # Offline updates of the box app (kiosk/update, docs/formats.md "Update package").
+    app_dir: str = "/data/app"  # releases/, current and previous links, boot-count
+    update_keys_dir: str = "/etc/kiosk/update-keys"  # the trusted update certificates (*.crt)
+    update_margin_bytes: int = 64 * 1024**2  # free space left on the data partition after a release
+    update_max_tries: int = 3  # starts of a new release not seen up before the launcher falls back
+    update_healthy_s: float = 20.0  # the app counts as up after running this long
 
     @property
     def home_path(self) -> Path:

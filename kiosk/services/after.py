@@ -49,6 +49,7 @@ _KIND_ZH = {
     "session-authorisation": "考试授权",
     "answer-package": "作答包",
     "results-package": "考试结果",
+    "app-update": "监考机升级包",
 }
 
 

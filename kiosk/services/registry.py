@@ -197,6 +197,14 @@ OPERATIONS: tuple[Op, ...] = (
         ),
         password=True,
     ),
+    Op(
+        "update-install",
+        "update_install",
+        "系统管理",
+        "安装监考机升级包（U盘）",
+        (P("path", required=True, help="升级包 kiosk-update-<版本>.kup"),),
+    ),
+    Op("update-status", "update_status", "系统管理", "查看监考机程序版本"),
     # 考中
     Op(
         "session-enter",

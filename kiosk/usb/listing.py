@@ -25,6 +25,7 @@ OPERATIONS: dict[str, str | None] = {
     "session-authorisation": "authorise",
     "answer-package": "import_answers",  # the collect operation takes the same file
     "results-package": None,
+    "app-update": "update_install",  # kiosk.core.update.UPDATE_FORMAT: the box app's update
 }
 
 # Every package is JSON whose first key is "format": compact (signed envelopes) or indented.

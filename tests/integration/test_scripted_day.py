@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from kiosk.services.simulated import SimulatedSeats
 from kiosk.settings import Settings
 from kiosk.site.mock import author_site, build_default_exam
 from kiosk.store.models import Candidate, Seat, SiteTrust
+from tests import update_kit
 from tests.conftest import ROOM, T0, ExamFiles
 from tests.integration.test_exam_session import answer_package, refused
 from tests.integration.test_site_mode import RecordingSite
@@ -157,6 +159,9 @@ def test_one_exam_day_calls_every_operation_and_hits_every_refusal(
 ) -> None:
     clock = ManualClock(DAWN)
     fleet = SimulatedSeats(40)
+    # The box app's update folder and trusted update key (kiosk/update), temporary.
+    settings = replace(settings, app_dir=str(tmp_path / "app"), update_keys_dir=str(tmp_path / "update-keys"))
+    update_kit.trust(Path(settings.update_keys_dir))
     plan = tmp_path / "site-plan"
     drill_files = on_stick(author(plan, DRILL, mock=True, issued=DAWN - 86400), tmp_path / "drill-stick")
     formal = author(plan, START, mock=False, issued=DAWN - 3600)
@@ -182,6 +187,10 @@ def test_one_exam_day_calls_every_operation_and_hits_every_refusal(
     room.passwd(pw, NEW_PASSWORD)
     pw = NEW_PASSWORD
     assert not room.user()["default_password"] and room.user()["name"] == "张三"
+    # the box app updated from a stick: takes effect at the next start
+    kup = update_kit.make_package(tmp_path / "update-stick", "99.0.0")
+    assert "重启监考机后生效" in room.update_install(str(kup))["message"]
+    assert room.update_status()["current_release"] == "99.0.0"
 
     # -- 1 参数配置 in site mode: the site answers the registration with the room sheet ----
     def configure(code: str = REGISTRATION) -> dict[str, Any]:

@@ -143,6 +143,7 @@ def test_a_missing_stick_lists_nothing(tmp_path):
 def test_the_kinds_are_the_formats_the_project_writes():
     from kiosk.common.packages import AUTH_FORMAT, EXAM_FORMAT
     from kiosk.common.signed import ANSWER_FORMAT, ROOM_SHEET_FORMAT
+    from kiosk.core.update import UPDATE_FORMAT
 
-    kinds = {ROOM_SHEET_FORMAT, EXAM_FORMAT, AUTH_FORMAT, ANSWER_FORMAT, "results-package"}
+    kinds = {ROOM_SHEET_FORMAT, EXAM_FORMAT, AUTH_FORMAT, ANSWER_FORMAT, "results-package", UPDATE_FORMAT}
     assert set(listing.OPERATIONS) == kinds
