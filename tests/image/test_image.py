@@ -196,7 +196,9 @@ def test_the_box_app_and_its_session_are_installed(rootfs: Built) -> None:
         assert (r / binary).exists(), binary
     assert (r / "usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists()
     kiosk = unit(r / "etc/systemd/system/kiosk.service")
-    assert kiosk["Service.ExecStart"] == ["/usr/bin/cage -- /opt/kiosk/kiosk run --home /data/room"]
+    launch = "/usr/local/lib/kiosk/launch"  # the release an update installed, else /opt/kiosk/kiosk
+    assert kiosk["Service.ExecStart"] == [f"/usr/bin/cage -- {launch} run --home /data/room"]
+    assert os.access(r / launch.lstrip("/"), os.X_OK)
     assert kiosk["Service.User"] == ["proctor"]
     assert kiosk["Service.Restart"] == ["always"]
     assert kiosk["Service.KillSignal"] == ["SIGTERM"]
