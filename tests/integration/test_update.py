@@ -522,3 +522,36 @@ def test_an_app_folder_that_cannot_be_made_is_refused_cleanly(box: Box) -> None:
     before = box.state()
     refused("install_failed", install, pkg, layout, trusted_certs(box.keys), "0.1.0", margin_bytes=0)
     assert box.state() == before and (box.tmp / "not-a-folder").read_bytes() == b""
+
+
+def test_a_second_install_at_the_same_time_is_refused(installed: Box) -> None:
+    import fcntl
+
+    pkg = make_package(installed.tmp / "v", "0.3.0")
+    before = installed.state()
+    with open(installed.layout.root / ".lock", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused("update_busy", installed.install, pkg)
+    assert installed.state() == before
+    assert installed.install(pkg).version == "0.3.0"  # type: ignore[attr-defined]
+
+
+def test_kiosk_run_clears_the_start_count_once_it_has_been_up(box: Box) -> None:
+    from kiosk.cli import _mark_up_later
+    from kiosk.settings import load
+    from tests.polling import poll_until
+
+    box.layout.root.mkdir(parents=True)
+    box.layout.boot_count.write_text("0.2.0 2\n", encoding="utf-8")
+    timer = _mark_up_later(load(app_dir=str(box.layout.root), update_healthy_s=0.05))
+    try:
+        assert poll_until(lambda: not box.layout.boot_count.exists(), 10, 0.01)
+    finally:
+        timer.cancel()
+        timer.join()
+    # A run that ends before it was up leaves the count for the launcher.
+    box.layout.boot_count.write_text("0.2.0 2\n", encoding="utf-8")
+    timer = _mark_up_later(load(app_dir=str(box.layout.root), update_healthy_s=60))
+    timer.cancel()
+    timer.join()
+    assert box.layout.boot_count.read_text(encoding="utf-8") == "0.2.0 2\n"
