@@ -422,3 +422,12 @@ def toggle_item(text: str, value: str) -> str:
     """A comma list with `value` added, or removed when it was there (a multi-choice tap)."""
     items = list_items(text)
     return ",".join([x for x in items if x != value] if value in items else [*items, value])
+
+
+def changed_at(drawn: Sequence[Any] | None, wanted: Sequence[Any]) -> list[int] | None:
+    """Where the screen must change: the positions at which `wanted` differs from what is
+    `drawn`, in order; None when nothing comparable is drawn (first draw, or another
+    number of items): then every item is drawn anew."""
+    if drawn is None or len(drawn) != len(wanted):
+        return None
+    return [i for i, (old, new) in enumerate(zip(drawn, wanted, strict=True)) if old != new]

@@ -142,3 +142,18 @@ def test_a_re_exam_ticks_the_candidates_own_subjects_by_name() -> None:
     assert vm.subject_choices(status, "2") == [] and vm.subject_choices({}, "1") == []
     assert vm.toggle_item("T01", "P01") == "T01,P01" and vm.toggle_item("T01，P01", "T01") == "P01"
     assert vm.list_items(" a ,，b,") == ["a", "b"]
+
+
+def test_only_the_seats_whose_view_changed_are_redrawn() -> None:
+    status = {
+        "seats": [{"number": n, "ip": f"10.0.0.{n}", "online": True} for n in range(1, 151)],
+        "session": {"candidates": [cand(str(n), f"{n:03d}", "logged_in") for n in range(1, 151)]},
+    }
+    before = [(c, False) for c in vm.seat_cells(status)]
+    assert vm.changed_at(before, list(before)) == []  # a status read that changed nothing
+    status["session"]["candidates"][41]["locked"] = True
+    status["session"]["candidates"][99]["state"] = "in_exam"
+    after = [(c, c.seat == "007") for c in vm.seat_cells(status)]  # and seat 7 ticked
+    assert vm.changed_at(before, after) == [6, 41, 99]
+    assert vm.changed_at(None, after) is None  # nothing drawn yet: all of them
+    assert vm.changed_at(before[:149], after) is None  # a seat added or deleted: all of them
