@@ -191,7 +191,10 @@ def _check_tree(m: Manifest) -> None:
             parent = posixpath.dirname(parent)
     for link in m.links:
         target = link.target
-        if not target or target.startswith("/") or _BAD_CHARS.search(target):
+        parts = target.split("/")
+        up = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
+        names = parts[up:]  # "../" only in front, then plain names: resolved as written
+        if not names or any(n in ("", ".", "..") for n in names) or _BAD_CHARS.search(target):
             raise _invalid(f"链接指向本程序目录以外：{link.path!r:.80}", "link target must be relative")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link.path), target))
         if resolved.startswith("../") or resolved == ".." or resolved not in file_paths:

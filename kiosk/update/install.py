@@ -140,8 +140,9 @@ def install(
         except OSError as exc:
             raise Refused("read_failed", f"读取升级包失败：{exc.strerror or exc}", str(exc)) from exc
         with _locked(layout):
-            step("checked")
             old = layout.linked_version(layout.current)
+            check_installable(manifest, old or running_version)  # another install may have just ended
+            step("checked")
             staging = layout.releases / f"{manifest.version}.new"
             try:
                 _unpack(f, offset, manifest, staging)

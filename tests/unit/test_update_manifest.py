@@ -124,6 +124,20 @@ def test_malformed_file_entries_are_refused(key: str, value: object) -> None:
     refused("package_invalid", read_manifest, b)
 
 
+@pytest.mark.parametrize(
+    ("target", "ok"),
+    [("Kivy.libs/libSDL2.so", True), ("../kiosk", True), ("./Kivy.libs/libSDL2.so", False),
+     ("Kivy.libs/../base_library.zip", False), ("Kivy.libs//libSDL2.so", False), ("../../kiosk", False),
+     ("/kiosk", False), ("", False), ("..", False), ("Kivy.libs", False)],
+)  # fmt: skip
+def test_link_targets_are_plain_relative_paths_to_a_file(target: str, ok: bool) -> None:
+    b = body(links=[{"path": "_internal/l", "target": target}])
+    if ok:
+        assert read_manifest(b).links[0].target == target
+    else:
+        refused("package_invalid", read_manifest, b)
+
+
 def test_the_version_fields_are_checked() -> None:
     refused("bad_version", read_manifest, body(version="latest"))
     refused("bad_version", read_manifest, body(min_from="0.1"))
