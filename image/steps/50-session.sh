@@ -10,5 +10,7 @@ for f in etc/systemd/system/kiosk.service etc/systemd/system/kiosk-firstboot.ser
   install_file "$f"
 done
 in_root systemctl enable kiosk.service kiosk-firstboot.service
-in_root systemctl mask getty@tty1.service
+# No getty on tty1, nor on the serial console the kernel command line names (ttyS0:
+# systemd's getty generator would start one there), nor on any other serial port.
+in_root systemctl mask getty@tty1.service serial-getty@.service serial-getty@ttyS0.service
 in_root systemctl set-default graphical.target
