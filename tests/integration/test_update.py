@@ -381,6 +381,13 @@ def test_a_killed_install_leaves_current_at_a_complete_release(installed: Box, s
     assert got == (new if STEPS.index(step) >= STEPS.index("switched") else old)
     # The launcher would start it: current names a release whose program is there.
     assert installed.layout.linked_version(installed.layout.current) in ("0.2.0", "0.3.0")
+    # The next install finishes the job and clears what the killed one left (a staging folder).
+    if STEPS.index(step) >= STEPS.index("switched"):
+        refused("already_installed", installed.install, pkg)
+    else:
+        installed.install(pkg)
+    assert files_of(installed.current_tree()) == new
+    assert sorted(os.listdir(installed.layout.releases)) == ["0.2.0", "0.3.0"]
 
 
 # -- the launcher (the real shell script) --------------------------------------------------
