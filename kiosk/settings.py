@@ -28,6 +28,7 @@ class Settings:
     offline_after_s: float = 3.0
     min_free_bytes: int = 5 * 1024**3  # answer folder needs 5 GB free
     max_clock_skew_s: float = 5.0
+    max_rtt_ms: float = 200.0  # environment check: the room network's round trip (unless the exam sets it)
     request_timeout_s: float = 10.0
     # The exam site (kiosk site serve, and the box's site client).
     site_port: int = 47280  # HTTPS of the reference exam-site server

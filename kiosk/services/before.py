@@ -153,6 +153,7 @@ class BeforeExam(Seats):
             if k in Requirements.__dataclass_fields__
         }
         fields.setdefault("max_clock_skew_s", self.settings.max_clock_skew_s)
+        fields.setdefault("max_rtt_ms", self.settings.max_rtt_ms)
         return Requirements(**fields)
 
     def envcheck(
