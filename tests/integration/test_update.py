@@ -20,7 +20,7 @@ from kiosk.common.crypto import make_identity
 from kiosk.common.errors import Refused
 from kiosk.common.signed import seal
 from kiosk.core.update import UPDATE_FORMAT
-from kiosk.store.models import Event
+from kiosk.store.models import Event, Session
 from kiosk.update.install import STEPS, AppLayout, install, mark_started, status
 from kiosk.update.package import trusted_certs
 from kiosk.usb.listing import list_stick
@@ -520,6 +520,17 @@ def test_the_update_operation_installs_records_an_event_and_says_to_restart(room
     assert room.log_verify()["ok"]
     st = room.update_status()
     assert (st["running_version"], st["current_release"]) == (running_version(), newer)
+
+
+def test_no_update_is_installed_while_an_exam_session_runs(room, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    keys = tmp_path / "keys"
+    trust(keys)
+    room.settings = replace(room.settings, app_dir=str(tmp_path / "app"), update_keys_dir=str(keys))
+    Session.create(number=9, name="第 9 场", scheduled_start=0.0, entered_at=1.0)
+    refused("session_running", room.update_install, str(make_package(tmp_path / "v", "99.0.0")))
+    assert not (tmp_path / "app").exists() or not any((tmp_path / "app").iterdir())
+    Session.update(ended_at=2.0).execute()
+    assert room.update_install(str(make_package(tmp_path / "w", "99.0.0")))["app_version"] == "99.0.0"
 
 
 def test_an_app_folder_that_cannot_be_made_is_refused_cleanly(box: Box) -> None:
