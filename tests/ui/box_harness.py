@@ -12,19 +12,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from kiosk.settings import load
+from kiosk.settings import Settings, load
 from kiosk.site.mock import author_site, build_default_exam
 from stu_client.sim import SimFleet
 from tests.liveroom import ROOM, free_port
 from tests.ui.harness import press, until
 
 
-@asynccontextmanager
-async def box_engine(tmp: Path, pcs: int) -> AsyncIterator[tuple[Any, SimFleet]]:
-    from kiosk.engine import Engine
-
+def box_settings(tmp: Path, **extra: Any) -> Settings:
+    """The box on loopback in `tmp`: its home, free ports, USB sticks as folders under
+    `tmp/media`."""
     (tmp / "media").mkdir(parents=True, exist_ok=True)
-    settings = load(
+    return load(
         home=str(tmp / "box"),
         min_free_bytes=1024**2,
         control_host="127.0.0.1",
@@ -33,7 +32,45 @@ async def box_engine(tmp: Path, pcs: int) -> AsyncIterator[tuple[Any, SimFleet]]
         scan_broadcast="127.255.255.255",
         usb_mount_roots=str(tmp / "media"),
         usb_folders_as_sticks=True,
+        **extra,
     )
+
+
+@asynccontextmanager
+async def site_box_engine(tmp: Path, site_port: int) -> AsyncIterator[Any]:
+    """The box's engine for site mode, not configured yet (the officer does it by touch):
+    its site client talks to `site_port` on loopback, the link probed every 2 s. The
+    environment check's round trip allows 1 s: here it crosses one event loop shared
+    with a software-rendered window and the PCs' daemons, not a LAN."""
+    from kiosk.engine import Engine
+
+    settings = box_settings(
+        tmp, site_port=site_port, site_probe_s=2.0, site_probe_timeout_s=1.0, max_rtt_ms=1000.0
+    )
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@asynccontextmanager
+async def fleet_from(bundle: Path, tmp: Path, pcs: int, scan_port: int) -> AsyncIterator[SimFleet]:
+    """`pcs` real exam-PC daemons started from the client folder the box wrote."""
+    fleet = SimFleet(bundle, tmp / "pcs", pcs, scan_port=scan_port)
+    await fleet.start()
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+
+
+@asynccontextmanager
+async def box_engine(tmp: Path, pcs: int) -> AsyncIterator[tuple[Any, SimFleet]]:
+    from kiosk.engine import Engine
+
+    settings = box_settings(tmp)
     engine = Engine(settings)
     await engine.start()
     fleet: SimFleet | None = None
