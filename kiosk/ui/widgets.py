@@ -23,7 +23,7 @@ from kiosk.ctl_text import human
 from kiosk.services.registry import BY_VERB, Op
 from kiosk.ui import viewmodels as vm
 
-LETTER_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm.-/")  # . - / for IPs, names, paths
+LETTER_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm,.-/")  # , . - / for lists, IPs, names, paths
 DIGIT_ROWS = ("123", "456", "789", "0")
 CODE_ROWS = tuple(ALPHABET[i : i + 8] for i in range(0, len(ALPHABET), 8))  # authorisation codes only
 # One-tap phrases for the free-text fields (the system input method still works when a
