@@ -183,6 +183,8 @@ def test_a_whole_exam_day_by_touch_in_site_mode_with_the_upload(tmp_path: Path, 
             await press("考点模式")
             await type_into(form, "site_ip", "127.0.0.1")
             await type_into(form, "registration_code", files.registration_code.lower())
+            await settle()
+            shoot(shots, "00-config")
             await press("确定")
             await finish(app)
             box_cert = (Path(engine.home) / "keys" / "box.crt").read_bytes()
@@ -294,6 +296,30 @@ class Day:
         self.people: list[str] = []  # the session's candidates; the first SEATED come
         self.answers: dict[str, dict[str, str]] = {}  # what each candidate answered at a PC
         self.start_calls = 0
+        self.commands: list[tuple[int, str]] = []  # (PC, command) as each daemon applied it
+        for i, d in enumerate(fleet.daemons):
+            d.add_listener(lambda event, data, i=i: self._heard(i, event, data))
+
+    def _heard(self, i: int, event: str, data: dict[str, Any]) -> None:
+        if event == "command":
+            self.commands.append((i, str(data.get("cmd"))))
+
+    async def every_pc_got(self, command: str, since: int) -> None:
+        """Each PC applied `command` after the first `since` commands recorded."""
+        await until(
+            lambda: {i for i, c in self.commands[since:] if c == command} == set(range(PCS)),
+            what=f"{command} at every PC",
+        )
+
+    def box_answers(self, no: str) -> dict[str, str]:
+        """What the box's database holds for the candidate (read-only, for the check)."""
+        db = Path(self.engine.home) / "room.db"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT question, value FROM answer WHERE admission_no = ?", (no,)).fetchall()
+        finally:
+            con.close()
+        return {q: json.loads(v) for q, v in rows}
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -380,9 +406,11 @@ class Day:
         assert first["authorised"] and first["papers"] == 1
 
     async def allow_login(self) -> None:
+        since = len(self.commands)  # the box's tick may have allowed login already: the tap says so again
         await open_form(self.app, TOOLBAR["allow-login"])
         await press("确定")
         await finish(self.app)
+        await self.every_pc_got("allow_login", since)
         assert (await self.status())["session"]["login_allowed"]
         await until(
             lambda: all(d.state.login_allowed for d in self.fleet.daemons), what="login allowed at the PCs"
@@ -493,11 +521,13 @@ class Day:
         await until(lambda: not d.online, what="PC 3 offline")
         self.answer(2, range(5, 7))
         await self.pc_package(2)
+        assert self.box_answers(no) != self.answers[no], "the box has not got the later answers yet"
         await open_form(self.app, TOOLBAR["import-answers-all"])
         await press("PCSTICK")
         await press("确定")
         shown = await finish(self.app)
         assert no in shown, shown
+        assert self.box_answers(no) == self.answers[no], "the stick brought the answers"
         d.go_online()
         await until(lambda: d.online, what="PC 3 back")
 
