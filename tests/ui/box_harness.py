@@ -67,10 +67,11 @@ async def fleet_from(bundle: Path, tmp: Path, pcs: int, scan_port: int) -> Async
 
 
 @asynccontextmanager
-async def box_engine(tmp: Path, pcs: int) -> AsyncIterator[tuple[Any, SimFleet]]:
+async def box_engine(tmp: Path, pcs: int, **extra: Any) -> AsyncIterator[tuple[Any, SimFleet]]:
+    """The box configured in single-machine mode (`extra`: settings) and `pcs` daemons."""
     from kiosk.engine import Engine
 
-    settings = box_settings(tmp)
+    settings = box_settings(tmp, **extra)
     engine = Engine(settings)
     await engine.start()
     fleet: SimFleet | None = None
@@ -100,10 +101,10 @@ async def box_app(engine: Any) -> AsyncIterator[Any]:
         await task
 
 
-def stick_with_exam(tmp: Path, pcs: int) -> Any:
+def stick_with_exam(tmp: Path, pcs: int, mock: bool = False) -> Any:
     """A USB stick folder with the room sheet, the exam data and session 1's authorisation."""
     exam = build_default_exam(
-        room_code=ROOM, first_start=time.time() - 60, candidates_per_session=pcs, mock=False
+        room_code=ROOM, first_start=time.time() - 60, candidates_per_session=pcs, mock=mock
     )
     exam.package["exam"]["policy"].update(countdown_s=0, earliest_submit_s=0)
     files = author_site(tmp / "site", [exam]).rooms[ROOM]

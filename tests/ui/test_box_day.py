@@ -38,7 +38,7 @@ from kiosk.ui.app import TOOLBAR
 from stu_client.export import export_answer_package
 from tests.e2e.cli_helpers import engine_env, kiosk_command
 from tests.liveroom import ROOM, free_port
-from tests.ui.box_harness import box_app, fleet_from, open_form, site_box_engine
+from tests.ui.box_harness import box_app, box_engine, fleet_from, open_form, site_box_engine, stick_with_exam
 from tests.ui.harness import find, long_press, one, press, run_test, settle, shoot, tap, type_keys, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
@@ -667,3 +667,90 @@ class Day:
 def one_of(found: list[Any], what: str) -> Any:
     assert len(found) == 1, f"expected one seat of {what}, found {len(found)}"
     return found[0]
+
+
+def test_a_mock_drill_by_touch_auto_login_auto_answer_and_unified_collection(
+    tmp_path: Path, xdisplay: str
+) -> None:
+    """The toolbar's mock-exam actions with their effect (the formal day only sees them
+    refused): the PCs play mock candidates (`SimFleet.play_mock`, as `stu-client sim
+    --mock`); 自动登录 logs them in by seat, 自动作答 makes them answer, 统一收卷 makes
+    every one hand in. The before-exam steps are the day test's; here the engine does
+    them, and the drill itself is done by touch."""
+    files = stick_with_exam(tmp_path, PCS, mock=True)
+    stick = tmp_path / "media" / "STICK"
+
+    async def body() -> None:
+        async with (
+            box_engine(tmp_path, PCS, max_rtt_ms=1000.0) as (engine, fleet),
+            box_app(engine) as app,
+        ):
+            await engine.call("room_sheet_import", str(stick / files.sheet.name), files.registration_code)
+            await engine.call("seats_scan", "ip")
+            await fleet.wait_all_online()
+            assert not (await engine.call("envcheck"))["failed"]
+            await engine.call("exam_import", str(stick / files.package.name))
+            assert (await engine.call("seal_check"))["passed"]
+            fleet.play_mock(rate=20.0)
+
+            await type_keys("888")
+            await press("登 录")
+            await until(lambda: app.logged_in, what="logged in")
+            await press("考中管理")
+            await open_form(app, TOOLBAR["session-enter"])
+            for choice in ("第 1 场", "张三", "张三 13807710001", "王芳", "王芳 15977120003"):
+                await press(choice)
+            await press("确定")
+            await finish(app)
+            await open_form(app, TOOLBAR["authorise"])
+            await press(contains="考试授权：")
+            await press("确定")
+            await finish(app)
+            await open_form(app, TOOLBAR["allow-login"])
+            await press("确定")
+            await finish(app)
+
+            async def candidates() -> list[dict[str, Any]]:
+                return (await engine.call("status"))["session"]["candidates"]
+
+            assert all(c["state"] == CandidateState.NOT_LOGGED_IN for c in await candidates())
+            await open_form(app, TOOLBAR["auto-login"])
+            await press("开启（不选则取消）")
+            await press("确定")
+            await finish(app)
+            await until(
+                lambda: all(d.state.admission_no for d in fleet.daemons), what="logged in by seat at every PC"
+            )
+            people = {c["admission_no"] for c in await candidates()}
+            assert {d.state.admission_no for d in fleet.daemons} == people
+
+            await open_form(app, TOOLBAR["allow-start"])
+            await press("确定")
+            await finish(app)
+            await eventually(
+                candidates,
+                lambda cs: all(c["state"] == CandidateState.IN_EXAM for c in cs),
+                "everyone writing",
+            )
+            answered = [len(d.journal.answer_rows(d.state.admission_no)) for d in fleet.daemons]
+            assert answered == [0] * PCS, "nobody answers before 自动作答"
+            await open_form(app, TOOLBAR["auto-answer"])
+            await press("开启（不选则取消）")
+            await press("确定")
+            await finish(app)
+            await until(
+                lambda: all(len(d.journal.answer_rows(d.state.admission_no)) >= 3 for d in fleet.daemons),
+                what="the PCs answering",
+            )
+
+            await open_form(app, TOOLBAR["collect-all"])
+            await finish(app)
+            await eventually(
+                candidates,
+                lambda cs: all(c["state"] == CandidateState.SUBMITTED for c in cs),
+                "everyone handed in",
+            )
+            await settle()
+            shoot(tmp_path / "shots", "10-mock-collected")
+
+    run_test(body(), 150)
