@@ -22,6 +22,7 @@ from typing import Any
 from kiosk import settings as settings_mod
 from kiosk.common.clock import ManualClock
 from kiosk.core.errors import Refused
+from kiosk.engine import probe_site_forever
 from kiosk.net.admin import start_admin
 from kiosk.net.room import RoomNetwork
 from kiosk.net.site_client import SiteClient
@@ -102,6 +103,7 @@ class Demo:
         self.service: Any = None
         self.network: RoomNetwork | None = None
         self.site_task: asyncio.Task[None] | None = None
+        self.probe_task: asyncio.Task[None] | None = None  # the site link on the app's strip
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args, **kwargs))
@@ -162,6 +164,7 @@ class Demo:
         svc = self.service = await self.call(build, self.settings, ports, self.clock)
         svc.subscribe(self.on_event)
         await self.network.start(svc)
+        self.probe_task = asyncio.create_task(probe_site_forever(svc, self.executor, self.settings, identity))
         self.runner = await start_admin(svc, self.home, "127.0.0.1", 0, self.executor)
         self.out(f"演示考场数据目录：{self.home}\n查看状态：kiosk ctl --home {self.home} status")
         app_task = self._open_app() if self.ui else None
@@ -300,9 +303,10 @@ class Demo:
         )
 
     async def close(self) -> None:
-        if self.site_task is not None:
-            self.site_task.cancel()
-            await asyncio.gather(self.site_task, return_exceptions=True)
+        for task in (self.probe_task, self.site_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.fleet is not None:
             await self.fleet.stop()
         if self.network is not None:

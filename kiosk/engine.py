@@ -31,7 +31,7 @@ async def _tick_forever(service: Any, executor: ThreadPoolExecutor, every_s: flo
             log.exception("tick failed")
 
 
-async def _probe_site_forever(
+async def probe_site_forever(
     service: Any, executor: ThreadPoolExecutor, settings: Settings, identity: Any
 ) -> None:
     """In site mode, whether the site answers, every `site_probe_s` (the status strip's
@@ -114,7 +114,7 @@ class Engine:
             self.service, settings.home_path, settings.admin_host, settings.admin_port, executor
         )
         self._ticker = asyncio.create_task(_tick_forever(self.service, executor, settings.heartbeat_s))
-        self._probe = asyncio.create_task(_probe_site_forever(self.service, executor, settings, identity))
+        self._probe = asyncio.create_task(probe_site_forever(self.service, executor, settings, identity))
         log.info("engine ready, home %s", settings.home)
 
     async def stop(self) -> None:
