@@ -208,6 +208,9 @@ def status_text(st: dict[str, Any]) -> str:
         f"考前步骤  {steps}",
         f"机位 {len(st['seats'])} 台，在线 {online} 台",
     ]
+    link = st.get("site_link") or {}
+    if link.get("site_mode"):
+        lines.insert(1, f"考点模式  考点 {link['site_ip']} {link['state_zh']}")
     if st["user"]["default_password"]:
         lines.append("警告：仍在使用默认密码，请尽快修改")
     s = st.get("session")

@@ -64,3 +64,23 @@ def test_the_status_screen_lists_counts_and_candidates():
     assert "✓1参数  ✓2机位  ·3环境" in text and "机位 2 台，在线 1 台" in text
     assert "仍在使用默认密码" in text and "剩余 01:01:01" in text
     assert "190119999990011001" in text and text.rstrip().endswith("违锁")
+
+
+def test_the_status_screen_shows_the_site_link_in_site_mode():
+    st = {
+        "box_time": 0.0,
+        "config": {"room_code": "1999999001", "box_ip": "127.0.0.1"},
+        "site_link": {
+            "site_mode": True,
+            "site_ip": "10.0.0.5",
+            "state": "unreachable",
+            "state_zh": "无法连接",
+        },
+        "wizard": {"params": True},
+        "seats": [],
+        "user": {"default_password": False},
+        "session": None,
+    }
+    assert "考点 10.0.0.5 无法连接" in status_text(st)
+    st["site_link"] = {"site_mode": False, "site_ip": "", "state": "off", "state_zh": "单机模式"}
+    assert "考点" not in status_text(st)
