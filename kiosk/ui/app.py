@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 UI_DIR = Path(__file__).parent
 KV_FILES = ("widgets.kv", "shell.kv", "monitor.kv")
 TICK_S = 1.0
-REFRESH_S = 0.25  # events within this window give one status read
+REFRESH_S = 0.25  # at most one status read in this time: events within it give one more read
 USB_EVERY_S = 5.0
 
 # The monitor's toolbar (short labels for touch), and what a long press on a seat
@@ -94,7 +94,8 @@ def build_app_class() -> type:
             self._usb_read_at = -USB_EVERY_S
             self._tasks: set[asyncio.Task[Any]] = set()
             self.form: Any = None  # the operation form open now (tests read it)
-            self._refresh = Clock.create_trigger(lambda _dt: self._reload_if_running(), REFRESH_S)
+            self._wanted = False  # a status read is asked for
+            self._reader: asyncio.Task[Any] | None = None  # reading while one is wanted
             self._ticker: Any = None
             engine.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
 
@@ -110,11 +111,24 @@ def build_app_class() -> type:
             # Kivy's clock outlives an app (another may start in the same process).
             if self._ticker is not None:
                 self._ticker.cancel()
-            self._refresh.cancel()
 
-        def _reload_if_running(self) -> None:
-            if App.get_running_app() is self:  # an event of an engine whose app has stopped
-                self.spawn(self.reload())
+        def _refresh(self) -> None:
+            """Ask for the room status: read at once when no read is under way, else once
+            more right after it, and never more often than every REFRESH_S (a storm of
+            events gives a few reads, the first of them at once)."""
+            if App.get_running_app() is not self:  # an event of an engine whose app has stopped
+                return
+            self._wanted = True
+            if self._reader is None or self._reader.done():
+                self._reader = self.spawn(self._read_while_wanted())
+
+        async def _read_while_wanted(self) -> None:
+            loop = asyncio.get_running_loop()
+            while self._wanted:
+                self._wanted = False
+                started = loop.time()
+                await self.reload()
+                await asyncio.sleep(max(0.0, REFRESH_S - (loop.time() - started)))
 
         def on_start(self) -> None:
             self._refresh()
@@ -127,10 +141,11 @@ def build_app_class() -> type:
                     t.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-        def spawn(self, coro: Awaitable[Any]) -> None:
+        def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
             task = asyncio.ensure_future(coro)
             self._tasks.add(task)
             task.add_done_callback(self._done)
+            return task
 
         def _done(self, task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
@@ -145,13 +160,19 @@ def build_app_class() -> type:
         async def reload(self) -> None:
             loop = asyncio.get_running_loop()
             try:
-                self.status = await self.engine.call("status")
+                status = await self.engine.call("status")
                 if loop.time() - self._usb_read_at > USB_EVERY_S:  # listing a stick reads it
                     self._usb_read_at = loop.time()
                     self.usb = await self.engine.call("usb_sticks")
             except Refused as exc:
                 log.warning("status refused: %s", exc.en)
                 return
+            if App.get_running_app() is self:  # not stopped meanwhile
+                self.apply_status(status)
+
+        def apply_status(self, status: dict[str, Any]) -> None:
+            """The room status read on the worker thread, shown (on the UI thread)."""
+            self.status = status
             strip = vm.strip(self.status, self.usb)
             for key, text in strip.items():
                 setattr(self, f"strip_{key}", text)

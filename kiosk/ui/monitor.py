@@ -9,11 +9,13 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.factory import Factory
+from kivy.metrics import dp
 from kivy.properties import BooleanProperty, ListProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.modalview import ModalView
+from kivy.uix.scrollview import ScrollView
 
 from kiosk.ui import viewmodels as vm
 
@@ -133,6 +135,26 @@ class Monitor(BoxLayout):
 
         for verb, label in TOOLBAR.items():
             self.ids.toolbar.add_widget(Factory.OpButton(verb=verb, text=label))
+        self.ids.area.bind(size=self._fit)
+
+    def _fit(self, *_args: Any) -> None:
+        """As many columns as fit the seats on the screen without scrolling; a scroll
+        view around the grid only when they cannot fit."""
+        grid, area = self.ids.grid, self.ids.area
+        grid.cols = vm.grid_columns(len(grid.children), max(area.width, 1), max(area.height, 1))
+        rows = -(-len(grid.children) // grid.cols)
+        scrolls = rows * dp(64) > area.height + 1
+        if scrolls == isinstance(grid.parent, ScrollView):
+            return
+        grid.parent.remove_widget(grid)
+        if scrolls:
+            area.clear_widgets()
+            view = ScrollView(do_scroll_x=False)
+            view.add_widget(grid)
+            area.add_widget(view)
+        else:
+            area.clear_widgets()
+            area.add_widget(grid)
 
     def show_stat(self, key: str, title: str) -> None:
         """A stat's detail: who is counted in it."""
@@ -158,25 +180,36 @@ class Monitor(BoxLayout):
                 )
         cells = vm.seat_cells(app.status)
         grid = self.ids.grid
-        drawn = getattr(grid, "_cells", None)
-        if drawn == (cells, frozenset(app.selected), grid.width, grid.height):
-            return
-        grid._cells = (cells, frozenset(app.selected), grid.width, grid.height)
-        grid.cols = vm.grid_columns(len(cells), max(grid.width, 1), max(self.ids.scroll.height, 1))
-        tiles = list(reversed(grid.children))
-        if len(tiles) != len(cells):
+        wanted = [(c, c.admission_no in app.selected) for c in cells]
+        changed = vm.changed_at(getattr(grid, "_drawn", None), wanted)
+        if changed is None:  # first draw, or seats added or deleted
             grid.clear_widgets()
-            tiles = [SeatTile() for _ in cells]
-            for t in tiles:
-                grid.add_widget(t)
-        for t, c in zip(tiles, cells, strict=True):
+            for _ in cells:
+                grid.add_widget(SeatTile())
+            changed = list(range(len(cells)))
+            self._fit()
+        tiles = list(reversed(grid.children))
+        for i in changed:  # only the seats whose view changed: the others keep their textures
+            (c, ticked), t = wanted[i], tiles[i]
             t.seat, t.name, t.admission_no, t.state_zh = c.seat, c.name, c.admission_no, c.state_zh
-            t.flags, t.colour, t.dark = " ".join(c.flags), list(c.colour), c.dark
-            t.ticked = c.admission_no in app.selected
-        self.ids.rows.data = [
+            t.flags, t.colour, t.dark, t.ticked = " ".join(c.flags), list(c.colour), c.dark, ticked
+        grid._drawn = wanted
+        if changed or self.view != getattr(self.ids.rows, "_view", None):
+            self._draw_rows(wanted)
+
+    def on_view(self, *_args: Any) -> None:
+        self.redraw()
+
+    def _draw_rows(self, wanted: list[tuple[vm.SeatCell, bool]]) -> None:
+        """The list view's rows, only while it is shown (a RecycleView refreshes them all)."""
+        rows = self.ids.rows
+        rows._view = self.view
+        if self.view != "list":
+            return
+        rows.data = [
             dict(seat=c.seat, admission_no=c.admission_no, name=c.name, state_zh=c.state_zh,
-                 flags=" ".join(c.flags), ticked=c.admission_no in app.selected)
-            for c in cells
+                 flags=" ".join(c.flags), ticked=ticked)
+            for c, ticked in wanted
             if c.admission_no
         ]  # fmt: skip
 
