@@ -252,7 +252,9 @@ def seal_answer_package(
 ) -> bytes:
     """An exam PC's answer package: one line, the envelope signed by the PC's key, then
     the AES-GCM ciphertext (room key, manifest as associated data) of the answers and the
-    operation tasks' files, raw so that megabytes of work are not base64'd twice."""
+    operation tasks' files, raw so that megabytes of work are not base64'd twice. The
+    signature covers the SHA-256 of the contents' header, which lists every file's
+    SHA-256: the box checks each file once, and never hashes the ciphertext."""
     seqs = [a["seq"] for a in answers]
     manifest = {
         "room_code": room_code,
@@ -279,7 +281,7 @@ def seal_answer_package(
         "manifest": manifest,
         "pc_cert": pc.cert_pem.decode(),
         "nonce": base64.b64encode(nonce).decode(),
-        "ciphertext_sha256": hashlib.sha256(ciphertext).hexdigest(),
+        "header_sha256": hashlib.sha256(header).hexdigest(),
         "ciphertext_size": len(ciphertext),
     }
     return seal(pc, ANSWER_FORMAT, body) + b"\n" + ciphertext
@@ -324,11 +326,11 @@ def open_answer_package(
         raise Refused("foreign_room", "作答包不是本考场的", "package is for another room")
     if manifest.get("session") != session:
         raise Refused("wrong_session", "作答包不是本场次的", "package is for another session")
-    if (body.get("ciphertext_size"), body.get("ciphertext_sha256")) != (
-        len(ciphertext),
-        hashlib.sha256(ciphertext).hexdigest(),
-    ):
-        raise Refused("bad_signature", "作答包内容已被修改或不完整", "the ciphertext is not the signed one")
+    if body.get("ciphertext_size") != len(ciphertext):
+        raise Refused("bad_signature", "作答包内容已被修改或不完整", "the ciphertext is not the signed size")
+    signed_header = body.get("header_sha256")
+    if not isinstance(signed_header, str):
+        raise Refused("package_invalid", "作答包格式过旧或无效，请在考试机上重新导出", "no header_sha256")
     size = max(len(ciphertext) - 16, 0)  # all but the 16-byte GCM tag
     if into is None or len(into) < size:
         into = bytearray(size)
@@ -338,8 +340,9 @@ def open_answer_package(
             _strict_b64(str(body.get("nonce"))), ciphertext, _answer_aad(manifest), plain
         )
     except (InvalidTag, ValueError) as exc:
-        raise Refused("package_key_wrong", "无法用本考场密钥打开作答包", f"cannot open: {exc!r}") from exc
-    answers, files = _answer_contents(plain)
+        zh = "无法用本考场密钥打开作答包（不是本考场的，或已损坏、被修改）"
+        raise Refused("package_key_wrong", zh, f"cannot open: {exc!r}") from exc
+    answers, files = _answer_contents(plain, signed_header)
     seqs = [a["seq"] for a in answers]
     expected = (len(answers), min(seqs, default=0), max(seqs, default=0), len(files))
     if tuple(manifest.get(k) for k in ("count", "seq_from", "seq_to", "files")) != expected:
@@ -351,11 +354,17 @@ def open_answer_package(
     return AnswerPackage(room_code, session, admission_no, float(created), answers, env.signer, files)
 
 
-def _answer_contents(plain: memoryview) -> tuple[tuple[dict[str, Any], ...], tuple[AnswerFile, ...]]:
-    """The decrypted part: the answers, then each file checked against its index entry."""
+def _answer_contents(
+    plain: memoryview, signed_header: str
+) -> tuple[tuple[dict[str, Any], ...], tuple[AnswerFile, ...]]:
+    """The decrypted part: the header the PC signed (the answers and the files' index),
+    then each file checked against its index entry."""
     size = int.from_bytes(plain[:4], "big")
+    raw_header = bytes(plain[4 : 4 + size])
+    if len(raw_header) != size or hashlib.sha256(raw_header).hexdigest() != signed_header:
+        raise Refused("bad_signature", "作答包内容已被修改或不完整", "the contents are not the signed ones")
     try:
-        header = json.loads(bytes(plain[4 : 4 + size]))
+        header = json.loads(raw_header)
         answers = read_answers(header["answers"] if isinstance(header["answers"], list) else [])
         index = header["files"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:

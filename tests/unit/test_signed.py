@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -244,8 +245,50 @@ def _resealed(manifest_change: dict, plain: bytes) -> bytes:
     aad = json.dumps({"format": "answer-package", "version": 2, "manifest": body["manifest"]},
                      ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()  # fmt: skip
     ciphertext = AESGCM(ROOM_KEY).encrypt(nonce, plain, aad)
-    body.update(ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest(), ciphertext_size=len(ciphertext))
+    header = plain[4 : 4 + int.from_bytes(plain[:4], "big")]
+    body.update(header_sha256=hashlib.sha256(header).hexdigest(), ciphertext_size=len(ciphertext))
     return seal(PC, "answer-package", body) + b"\n" + ciphertext
+
+
+def _reencrypted(change: Callable[[bytearray], None]) -> bytes:
+    """What anyone holding the room key (every PC of the room has it) could make of PC's
+    package: PC's signed envelope kept, the contents decrypted, changed, encrypted again."""
+    head, _, ciphertext = ANSWER_PACKAGE.partition(b"\n")
+    body, _ = _parts(ANSWER_PACKAGE)
+    nonce = base64.b64decode(body["nonce"])
+    aad = json.dumps({"format": "answer-package", "version": 2, "manifest": body["manifest"]},
+                     ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()  # fmt: skip
+    plain = bytearray(AESGCM(ROOM_KEY).decrypt(nonce, ciphertext, aad))
+    change(plain)
+    return head + b"\n" + AESGCM(ROOM_KEY).encrypt(nonce, bytes(plain), aad)
+
+
+def test_another_holder_of_the_room_key_cannot_change_a_pcs_package():
+    def answer(plain: bytearray) -> None:
+        at = plain.find(b'"A"')
+        assert at > 0, "the fixture's answer A"
+        plain[at + 1 : at + 2] = b"C"
+
+    def work(plain: bytearray) -> None:
+        plain[-1] ^= 0x01  # the last byte of the work file; the header is unchanged
+
+    assert refusal(open_answer_package, _reencrypted(answer), ROOM_KEY, ROOM, 1, {PC.fingerprint}).code == (
+        "bad_signature"
+    )
+    assert refusal(open_answer_package, _reencrypted(work), ROOM_KEY, ROOM, 1, {PC.fingerprint}).code == (
+        "manifest_mismatch"
+    )
+    same = _reencrypted(lambda _p: None)  # decrypted and encrypted again unchanged: still opens
+    assert open_answer_package(same, ROOM_KEY, ROOM, 1, {PC.fingerprint}).files == (WORK,)
+
+
+def test_a_package_of_the_earlier_layout_is_refused_with_a_reason():
+    body, ciphertext = _parts(ANSWER_PACKAGE)
+    del body["header_sha256"]
+    body["ciphertext_sha256"] = hashlib.sha256(ciphertext).hexdigest()
+    old = seal(PC, "answer-package", body) + b"\n" + ciphertext
+    err = refusal(open_answer_package, old, ROOM_KEY, ROOM, 1, {PC.fingerprint})
+    assert err.code == "package_invalid" and "重新导出" in err.zh
 
 
 def _plain(answers: list, files: list, data: bytes = b"") -> bytes:
