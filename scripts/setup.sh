@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   xvfb xauth xclip        # a real X screen for the Kivy UI tests (xclip: Kivy's clipboard)
   x11-apps                 # xwd: screenshots of the frozen box app's X screen (tests/frozen)
+  xdotool                  # typing on the box app's window as a hardware keyboard does (tests/ui)
   fonts-noto-cjk fontconfig  # Chinese text
   iproute2                 # network namespaces for multi-host tests
   libmtdev1 libgl1 libgl1-mesa-dri libegl1 libgles2 # Kivy's SDL2 window on Mesa

@@ -17,9 +17,18 @@ def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None, on_top: boo
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     if sys.platform.startswith("linux") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "x11")
+    # The system input method (IBus or Fcitx on Linux, picked by SDL from SDL_IM_MODULE or
+    # XMODIFIERS; the Windows IME) types Chinese into the focused field: SDL's text input
+    # is on while a field has the focus, and the composition arrives as text-editing
+    # events that Kivy's TextInput shows inline. SDL hides a Windows IME's candidate list
+    # unless told to show it: nothing here draws one.
+    os.environ.setdefault("SDL_IME_SHOW_UI", "1")
     from kivy.config import Config
 
     Config.set("kivy", "exit_on_escape", "0")
+    # A hardware keyboard and the input method type into the focused field; Kivy's own
+    # virtual keyboard never shows (the apps draw their own keypads).
+    Config.set("kivy", "keyboard_mode", "system")
     Config.set("input", "mouse", "mouse,disable_multitouch")
     if size:
         Config.set("graphics", "width", str(size[0]))

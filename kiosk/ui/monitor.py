@@ -27,7 +27,20 @@ class KioskRoot(FloatLayout):
 
     def on_kv_post(self, *_args: Any) -> None:
         app = App.get_running_app()
-        app.bind(logged_in=lambda _a, on: setattr(self.ids.top, "current", "shell" if on else "login"))
+        app.bind(logged_in=self._logged_in, login_error=lambda *_a: self.focus_login())
+        Clock.schedule_once(lambda _dt: self.focus_login())
+
+    def _logged_in(self, _app: Any, on: bool) -> None:
+        self.ids.top.current = "shell" if on else "login"
+        if on:  # the hidden field would go on taking what a hardware keyboard types
+            self.ids.login.ids.password.focus = False
+        else:
+            self.focus_login()
+
+    def focus_login(self) -> None:
+        """The password field takes the focus: typed on a hardware keyboard, then Enter."""
+        if self.ids.top.current == "login":
+            self.ids.login.ids.password.focus = True
 
     def redraw(self) -> None:
         self.ids.shell.ids.monitor.redraw()

@@ -14,9 +14,11 @@ from kivy.app import App
 from kivy.factory import Factory
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.behaviors import FocusBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.modalview import ModalView
+from kivy.uix.textinput import TextInput
 
 from kiosk.core.codes import ALPHABET
 from kiosk.ctl_text import human
@@ -56,7 +58,13 @@ def label(verb: str) -> str:
 
 
 class Key(Button):
-    """One key of the on-screen keyboard."""
+    """One key of the on-screen keyboard. A tap on it leaves the field it types into
+    focused, so that a hardware keyboard and the system input method go on typing there."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.collide_point(*touch.pos) and touch not in FocusBehavior.ignored_touch:
+            FocusBehavior.ignored_touch.append(touch)  # not a touch that unfocuses the field
+        return bool(super().on_touch_down(touch))
 
 
 class Keyboard(BoxLayout):
@@ -107,14 +115,15 @@ class Keyboard(BoxLayout):
         t = self.target
         if t is None:
             return
+        if not t.focus:  # typing goes on at the end of what the field holds
+            t.focus = True
+            t.cursor = t.get_cursor_from_index(len(t.text))
         if key == "退格":
-            t.text = t.text[:-1]
+            t.do_backspace()
         elif key == "清除":
             t.text = ""
-        elif key == "空格":
-            t.text += " "
-        else:
-            t.text += key
+        else:  # at the cursor, as a hardware keyboard types (and through the field's filter)
+            t.insert_text(" " if key == "空格" else key)
 
 
 class OpButton(Button):
@@ -128,7 +137,19 @@ class OpButton(Button):
 
 
 class KDialog(ModalView):
-    """A dialog whose content is a KCard; closes only by its own buttons."""
+    """A dialog whose content is a KCard; closes only by its own buttons. Its first text
+    field takes the focus when it opens (a hardware keyboard types there at once, the
+    system input method too), and its fields let go of it when it closes."""
+
+    def on_open(self) -> None:
+        first = next((w for w in self.walk(restrict=True) if isinstance(w, TextInput)), None)
+        if first is not None:
+            first.focus = True
+
+    def on_pre_dismiss(self) -> None:
+        for w in self.walk(restrict=True):
+            if isinstance(w, TextInput):
+                w.focus = False
 
 
 class Toast(ModalView):
@@ -360,11 +381,24 @@ class FormInput(BoxLayout):
             b.text = ("✓ " if value in chosen else "") + text
 
     def focus_keyboard(self) -> None:
+        form = self._form()
+        if form is not None:
+            form.ids.keyboard.aim(self)
+
+    def enter(self) -> None:
+        """Enter in the field (a hardware keyboard's) does what 确定 does, when it can."""
+        form = self._form()
+        if form is None:
+            return
+        ok = [w for w in form.walk(restrict=True) if isinstance(w, Button) and w.text == "确定"]
+        if len(ok) == 1 and not ok[0].disabled and ok[0].get_root_window() is not None:
+            ok[0].trigger_action(duration=0)
+
+    def _form(self) -> OpForm | None:
         form = self.parent
         while form is not None and not isinstance(form, OpForm):
             form = form.parent
-        if isinstance(form, OpForm):
-            form.ids.keyboard.aim(self)
+        return form
 
 
 for cls in (Key, Keyboard, OpButton, KDialog, Toast, ReportView, OpForm, FormInput):
