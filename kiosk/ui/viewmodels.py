@@ -244,6 +244,15 @@ def field_hint(verb: str, name: str, help_text: str) -> str:
     return FIELD_HINTS.get(name, help_text or name)
 
 
+def missing_fields(op: Any, values: Mapping[str, Any]) -> list[str]:
+    """The required fields left empty, by their hints without the parenthesised help."""
+    return [
+        field_hint(op.verb, p.name, p.help).split("（")[0]
+        for p in op.params
+        if p.required and p.kind != "bool" and values.get(p.name) in (None, "", [])
+    ]
+
+
 @dataclass(frozen=True)
 class CodeStep:
     """The service refuses with `refusal` when the operation needs an authorisation code:

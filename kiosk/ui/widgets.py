@@ -267,7 +267,12 @@ class OpForm(KDialog):
         return out
 
     def submit(self) -> None:
-        App.get_running_app().run_op(self.op, self.values(), self)
+        values = self.values()
+        missing = vm.missing_fields(self.op, values)
+        if missing:  # said with the field's own name, before the service is asked
+            self.result, self.error = "", "请填写：" + "、".join(missing)
+            return
+        App.get_running_app().run_op(self.op, values, self)
 
     def done(self, result: Any) -> None:
         self.error, self.question, self.confirming = "", "", None
@@ -366,7 +371,6 @@ class FormInput(BoxLayout):
             b = Factory.Preset(text=text, on_release=lambda _b, v=value: self.put(v))
             self._presets.append((text, value, b))
             self.ids.presets.add_widget(b)
-        self.ids.presets.height = dp(52) if presets else 0
         if self.multi:
             self.ids.input.bind(text=lambda *_a: self._tick())
             self._tick()

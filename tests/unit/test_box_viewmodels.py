@@ -157,3 +157,15 @@ def test_only_the_seats_whose_view_changed_are_redrawn() -> None:
     assert vm.changed_at(before, after) == [6, 41, 99]
     assert vm.changed_at(None, after) is None  # nothing drawn yet: all of them
     assert vm.changed_at(before[:149], after) is None  # a seat added or deleted: all of them
+
+
+def test_a_required_field_left_empty_is_named_as_the_form_shows_it() -> None:
+    from kiosk.services.registry import BY_VERB
+
+    resume = BY_VERB["resume"]
+    assert vm.missing_fields(resume, {"admission_nos": ["1"], "handler": "李四"}) == [
+        "异常情况类型",
+        "异常描述",
+    ]
+    assert vm.missing_fields(BY_VERB["end"], {"password": "888"}) == []
+    assert vm.missing_fields(BY_VERB["absent"], {"admission_nos": []}) == ["准考证号"]
