@@ -6,6 +6,7 @@ set -euo pipefail
 source "$IMAGE/lib.sh"
 PACKAGES=(
   systemd systemd-sysv udev dbus libpam-systemd  # init, logind (cage's seat), udev
+  polkitd                                       # lets proctor activate its logind session (libseat)
   linux-image-amd64 util-linux-extra kmod       # kernel; hwclock for setting the RTC by hand
   cage xwayland                                 # the kiosk compositor, X for SDL2
   libgl1 libglx-mesa0 libegl1 libgles2 libgl1-mesa-dri  # OpenGL on Mesa (llvmpipe or the GPU)

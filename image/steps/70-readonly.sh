@@ -11,3 +11,6 @@ mkdir -p "$ROOTFS/data" "$ROOTFS/media"
 : > "$ROOTFS/etc/machine-id"
 rm -f "$ROOTFS/var/lib/dbus/machine-id"
 ln -sf /etc/machine-id "$ROOTFS/var/lib/dbus/machine-id"
+# Timers that would write the root (APT's daily download and upgrade, dpkg's database
+# backup to /var/backups) fail on a read-only, offline box: masked.
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
