@@ -402,15 +402,24 @@ def confirm_text(verb: str, values: Mapping[str, Any], said: str, round_: int, t
     return said if said.endswith(("？", "?")) else f"{said}。确定要继续吗？"
 
 
-def answer_text(result: Any, human: Any) -> str:
+ANSWER_LINES = 60  # a label's texture is drawn whole: a room's every detail would stall the screen
+
+
+def answer_text(result: Any, human: Any, max_lines: int = ANSWER_LINES) -> str:
     """The service's answer on the form: its own sentence first where it has one (补时成功：…
-    实际补时 N 秒), then the details; `human` formats the rest (kiosk.ctl_text.human)."""
+    实际补时 N 秒), then the details; `human` formats the rest (kiosk.ctl_text.human). At
+    most `max_lines` lines, then how many more there are."""
     if result in (None, {}, []):
         return "完成"
     if isinstance(result, Mapping) and isinstance(result.get("message"), str):
         rest = {k: v for k, v in result.items() if k != "message"}
-        return result["message"] + ("\n" + human(rest) if rest else "")
-    return str(human(result))
+        text = result["message"] + ("\n" + human(rest) if rest else "")
+    else:
+        text = str(human(result))
+    lines = text.splitlines()
+    if len(lines) <= max_lines:
+        return text
+    return "\n".join([*lines[:max_lines], f"……（另有 {len(lines) - max_lines} 行，可导出明细查看）"])
 
 
 def subject_choices(status: Mapping[str, Any], admission_no: str) -> list[tuple[str, str]]:

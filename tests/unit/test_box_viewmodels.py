@@ -131,6 +131,8 @@ def test_the_answer_puts_the_services_own_sentence_first() -> None:
     answer = vm.answer_text({"message": "补时成功：实际补时 200 秒。", "granted_s": 200}, human)
     assert answer.splitlines() == ["补时成功：实际补时 200 秒。", "{'granted_s': 200}"]
     assert vm.answer_text(None, human) == "完成" and vm.answer_text({"ok": True}, human) == "{'ok': True}"
+    long = vm.answer_text(list(range(100)), lambda v: "\n".join(map(str, v)), max_lines=10)
+    assert long.splitlines()[:10] == [str(n) for n in range(10)] and "另有 90 行" in long.splitlines()[10]
 
 
 def test_a_re_exam_ticks_the_candidates_own_subjects_by_name() -> None:
