@@ -182,10 +182,18 @@ def test_a_whole_exam_day_by_touch_in_site_mode_with_the_upload(tmp_path: Path, 
             await press("lo 127.0.0.1")
             await press("考点模式")
             await type_into(form, "site_ip", "127.0.0.1")
+            await type_into(form, "registration_code", "abcdefgh")  # a wrong code: refused, nothing saved
+            await press("确定")
+            await until(lambda: form.error, 20, "the refusal")
+            assert "注册码" in form.error, form.error
+            assert (await engine.call("status"))["config"] is None
+            assert site.db(f"SELECT box_fingerprint FROM rooms WHERE code = '{ROOM}'") == [(None,)]
+            await press("清除")
             await type_into(form, "registration_code", files.registration_code.lower())
             await settle()
             shoot(shots, "00-config")
             await press("确定")
+            await until(lambda: form.result, 20, "the registration")  # the refusal stays shown until then
             await finish(app)
             box_cert = (Path(engine.home) / "keys" / "box.crt").read_bytes()
             assert site.db(f"SELECT box_fingerprint FROM rooms WHERE code = '{ROOM}'") == [
@@ -206,8 +214,10 @@ def test_a_whole_exam_day_by_touch_in_site_mode_with_the_upload(tmp_path: Path, 
             async with fleet_from(stick, tmp_path, PCS, engine.settings.scan_port) as fleet:
                 await walk(app, engine, fleet, site, files, stick, pc_stick, shots)
 
-    run_test(body(), 330)
-    site.stop()
+    try:
+        run_test(body(), 330)
+    finally:
+        site.stop()
 
 
 async def walk(
