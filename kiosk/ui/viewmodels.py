@@ -382,24 +382,30 @@ def challenge_rows(challenge: Mapping[str, Any], values: Mapping[str, Any]) -> l
 
 def confirm_text(verb: str, values: Mapping[str, Any], said: str, round_: int, times: int) -> str:
     """The question of confirmation `round_` (1-based) of `times`: what will be erased,
-    in the service's words first, then what the officer chose."""
+    in the service's words first, then what the officer chose, one thing a line."""
     if round_ > 1:
-        return "请再次确认：此操作无法撤销，数据清除后不能恢复。确定要继续吗？"
+        return "请再次确认：此操作无法撤销，数据清除后不能恢复。\n确定要继续吗？"
     if verb == "init-box":
         kept = (
-            "考场参数与机位信息将保留。"
+            "将保留：考场参数与机位信息、事件日志。"
             if values.get("keep_params_and_seats")
-            else "考场参数、机位信息和已固定的考点证书也将一并清除。"
+            else "考场参数、机位信息和已固定的考点证书也将一并清除；事件日志保留。"
         )
-        return f"{said}。{kept}确定要初始化监考机吗？"
+        return "\n".join((f"{said}。", BOX_WIPED, kept, "确定要初始化监考机吗？"))
     if verb == "init-pcs":
         ips = values.get("ips") or []
         who = f"IP 为 {'、'.join(ips)} 的考试机" if ips else "全部考试机"
         extra = "，并卸载考生端" if values.get("uninstall") else ""
-        return f"{said}：将清除{who}上的考生数据{extra}。确定要初始化吗？"
+        return f"{said}。\n将清除{who}上的考生数据{extra}。\n确定要初始化吗？"
     if verb == "reexam":
-        return said.replace("，请确认", "，请确认要执行重考操作吗？") if said.endswith("请确认") else said
-    return said if said.endswith(("？", "?")) else f"{said}。确定要继续吗？"
+        return said.replace("，请确认", "。\n请确认要执行重考操作吗？") if said.endswith("请确认") else said
+    return said if said.endswith(("？", "?")) else f"{said}。\n确定要继续吗？"
+
+
+BOX_WIPED = (  # what init_box deletes (kiosk/services/admin.py), as the officer reads it
+    "将清除：考务数据与场次、考试授权、全部考生作答与操作题文件、违纪、补时、断点续考与缺考记录、"
+    "授权码记录、环境检测与封场检测结果。"
+)
 
 
 ANSWER_LINES = 60  # a label's texture is drawn whole: a room's every detail would stall the screen

@@ -120,8 +120,11 @@ def test_the_confirmation_states_what_will_be_erased_and_asks_again_where_the_ma
     reexam = vm.confirm_text(
         "reexam", {}, "对考生 1901 执行重考操作，会清除科目 T01 的作答记录，且无法恢复，请确认", 1, 1
     )
-    assert reexam.endswith("请确认要执行重考操作吗？")
-    assert vm.confirm_text("seats-delete", {}, "删除机位需要确认", 1, 1) == "删除机位需要确认。确定要继续吗？"
+    assert reexam.endswith("且无法恢复。\n请确认要执行重考操作吗？")
+    assert (
+        vm.confirm_text("seats-delete", {}, "删除机位需要确认", 1, 1) == "删除机位需要确认。\n确定要继续吗？"
+    )
+    assert "全部考生作答" in keep.splitlines()[1]
 
 
 def test_the_answer_puts_the_services_own_sentence_first() -> None:
