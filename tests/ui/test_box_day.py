@@ -39,7 +39,19 @@ from stu_client.export import export_answer_package
 from tests.e2e.cli_helpers import engine_env, kiosk_command
 from tests.liveroom import ROOM, free_port
 from tests.ui.box_harness import box_app, box_engine, fleet_from, open_form, site_box_engine, stick_with_exam
-from tests.ui.harness import find, long_press, one, press, run_test, settle, shoot, tap, type_keys, until
+from tests.ui.harness import (
+    ancestors,
+    find,
+    long_press,
+    one,
+    press,
+    run_test,
+    settle,
+    shoot,
+    tap,
+    type_keys,
+    until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
@@ -127,8 +139,11 @@ async def refused(app: Any) -> str:
 
 
 async def type_into(form: Any, name: str, text: str) -> None:
-    """Tap the field, type on the on-screen keyboard."""
+    """Scroll the field into view, tap it, type on the on-screen keyboard."""
     field = form.fields[name].ids.input
+    for view in (p for p in ancestors(field) if type(p).__name__ == "ScrollView"):
+        view.scroll_to(field, padding=10, animate=False)  # as a finger would scroll to it first
+    await settle(2)
     tap(field)
     await until(lambda: form.ids.keyboard.target is field, what=f"the keyboard on {name}")
     await type_keys(text)
