@@ -169,7 +169,7 @@ class Frames:
         from kivy.clock import Clock
 
         self.stamps: list[float] = []
-        self.busy: dict[str, list[float]] = {"status": [], "apply": [], "redraw": []}
+        self.busy: dict[str, list[float]] = {"status": [], "apply": [], "redraw": [], "flip": []}
         self._event = Clock.schedule_interval(lambda _dt: self.stamps.append(time.perf_counter()), 0)
 
     def stop(self) -> None:
@@ -221,6 +221,18 @@ class Frames:
                 self.busy["redraw"].append(time.perf_counter() - t0)
 
         monitor.redraw = timed_redraw
+        from kivy.core.window import Window
+
+        flip = Window.flip
+
+        def timed_flip() -> None:  # the frame drawn by the GL driver and put on the X screen
+            t0 = time.perf_counter()
+            try:
+                flip()
+            finally:
+                self.busy["flip"].append(time.perf_counter() - t0)
+
+        Window.flip = timed_flip
         apply = app.apply_status
 
         def timed_apply(*a: Any, **kw: Any) -> Any:
@@ -238,21 +250,48 @@ def line(what: str, f: dict[str, Any]) -> str:
         f"{what}: {f['seconds']:.2f} s, {f['fps']:.0f} frames/s, longest frame {f['longest_ms']:.0f} ms, "
         f"p95 {f['p95_ms']:.0f} ms, {f['over_100ms']} over 100 ms; UI thread: {f['apply_n']} status "
         f"applied (longest {f['apply_ms']:.0f} ms, {f['apply_total_ms']:.0f} ms in all), "
-        f"status read longest {f['status_ms']:.0f} ms"
+        f"status read longest {f['status_ms']:.0f} ms; {f['flip_n']} frames drawn, their buffer swap "
+        f"longest {f['flip_ms']:.0f} ms, {f['flip_total_ms']:.0f} ms in all"
     )
 
 
-async def one_change(engine: Any, people: list[str], tiles: Callable[[], list[Any]]) -> list[float]:
+async def one_change(
+    engine: Any, people: list[str], tiles: Callable[[], list[Any]], calls: list[float] | None = None
+) -> list[float]:
+    """Per lock: from the service call to the frame drawn after the seat's tile has it
+    (`calls`: the service call's own share, until the PC acknowledged)."""
+    from kivy.clock import Clock
+
     from tests.ui import harness as h
 
     took: list[float] = []
     for no in people:
         start = time.perf_counter()
         await engine.call("lock", [no], "请停止作答")
+        if calls is not None:
+            calls.append(time.perf_counter() - start)
         await h.until(lambda no=no: any(t.admission_no == no and "锁屏" in t.flags for t in tiles()))
+        drawn = Clock.frames_displayed
+        await h.until(lambda drawn=drawn: Clock.frames_displayed > drawn, what="the next frame")
         took.append(time.perf_counter() - start)
         await engine.call("lock", [no], "", unlock=True)
         await h.until(lambda no=no: any(t.admission_no == no and "锁屏" not in t.flags for t in tiles()))
+    return took
+
+
+async def full_frames(frames: Frames, n: int) -> list[float]:
+    """The buffer swap of `n` frames that redraw the whole window (each asked for)."""
+    from kivy.clock import Clock
+    from kivy.core.window import Window
+
+    from tests.ui import harness as h
+
+    took = []
+    for _ in range(n):
+        before, drawn = len(frames.busy["flip"]), Clock.frames_displayed
+        Window.canvas.ask_update()
+        await h.until(lambda drawn=drawn: Clock.frames_displayed > drawn, what="a frame")
+        took.extend(t * 1000 for t in frames.busy["flip"][before:])
     return took
 
 
@@ -304,6 +343,9 @@ async def measure(tmp: Path, fleet_dir: Path, ns: argparse.Namespace) -> dict[st
                     await asyncio.sleep(3)  # nothing happens: the clock's tick every second
                 results["idle"] = quiet
                 print(line("idle room", quiet))
+                results["full_frame_ms"] = await full_frames(frames, 20)
+                print(f"a full frame of the monitor (150 seats) drawn and swapped: "
+                      f"{ms([t / 1000 for t in results['full_frame_ms']])} (20 frames)")  # fmt: skip
 
                 with frames.window() as storm:
                     t0 = time.perf_counter()
@@ -316,18 +358,22 @@ async def measure(tmp: Path, fleet_dir: Path, ns: argparse.Namespace) -> dict[st
                 print(line("  meanwhile", storm))
                 await fleet.do("begin", nos=people)
 
-                quiet_one = await one_change(engine, people[: ns.rounds], tiles)
-                results["one_change_quiet_s"] = quiet_one
-                print(f"one change shown, quiet room: {ms(quiet_one)} ({ns.rounds} locks)")
+                calls: list[float] = []
+                quiet_one = await one_change(engine, people[: ns.rounds], tiles, calls)
+                results["one_change_quiet_s"], results["lock_call_quiet_s"] = quiet_one, calls
+                print(f"one change drawn, quiet room: {ms(quiet_one)} ({ns.rounds} locks; the lock call "
+                      f"itself, to the PC's acknowledgement: {ms(calls)})")  # fmt: skip
 
                 await fleet.do("stream", rate=ns.rate, seconds=ns.seconds + 60)
                 with frames.window() as stream:
                     t0 = time.perf_counter()
-                    busy_one = await one_change(engine, people[: ns.rounds], tiles)
+                    calls = []
+                    busy_one = await one_change(engine, people[: ns.rounds], tiles, calls)
                     await asyncio.sleep(max(0.0, ns.seconds - (time.perf_counter() - t0)))
                 results["stream"] = stream
-                results["one_change_streaming_s"] = busy_one
-                print(f"one change shown, {pcs} PCs answering {ns.rate:g}/s each: {ms(busy_one)}")
+                results["one_change_streaming_s"], results["lock_call_streaming_s"] = busy_one, calls
+                print(f"one change drawn, {pcs} PCs answering {ns.rate:g}/s each: {ms(busy_one)} "
+                      f"(the lock call: {ms(calls)})")  # fmt: skip
                 print(line(f"  {pcs * ns.rate:g} answers/s streaming", stream))
 
                 with frames.window() as lock_all:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def configure_kivy(kiosk: bool, size: tuple[int, int] | None = None, on_top: bool = False) -> None:
@@ -47,3 +48,34 @@ def use_chinese_font() -> None:
     from kiosk.common.fonts import chinese_font
 
     LabelBase.register("Roboto", str(chinese_font()))
+
+
+def swap_without_gil() -> bool:
+    """Kivy swaps the window's buffers (SDL_GL_SwapWindow) holding Python's lock. With
+    software rendering a swap of a 1920x1080 frame takes 0.05-0.5 s (bench/ui_grid.py),
+    in which no other thread ran: the engine's worker (the room service) stalled with
+    every frame. The same SDL call made through ctypes lets go of the lock while the
+    driver draws. Linux only (the SDL library Kivy loaded, read from /proc/self/maps);
+    False where it is not done."""
+    import ctypes
+    import re
+
+    from kivy.core.window import Window
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return False
+    found = re.search(r"(/\S*/libSDL2-[^/\s]*\.so[^/\s]*)$", maps.read_text(), re.MULTILINE)
+    if found is None:
+        return False
+    sdl = ctypes.CDLL(found.group(1))  # already loaded: the same library and state as Kivy's
+    sdl.SDL_GL_GetCurrentWindow.restype = ctypes.c_void_p
+    sdl.SDL_GL_SwapWindow.argtypes = [ctypes.c_void_p]
+    if not sdl.SDL_GL_GetCurrentWindow():
+        return False
+
+    def flip() -> None:  # on the UI thread as before, only without holding the lock
+        sdl.SDL_GL_SwapWindow(sdl.SDL_GL_GetCurrentWindow())
+
+    Window.flip = flip
+    return True

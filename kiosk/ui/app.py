@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from kiosk.common.kivyenv import configure_kivy, use_chinese_font
+from kiosk.common.kivyenv import configure_kivy, swap_without_gil, use_chinese_font
 from kiosk.core.errors import Refused
 from kiosk.services.registry import BY_VERB, Op, coerce
 from kiosk.ui import viewmodels as vm
@@ -97,13 +97,15 @@ def build_app_class() -> type:
             self._wanted = False  # a status read is asked for
             self._reader: asyncio.Task[Any] | None = None  # reading while one is wanted
             self._ticker: Any = None
-            engine.subscribe(lambda _ev: Clock.schedule_once(lambda _dt: self._refresh()))
+            self._loop: asyncio.AbstractEventLoop | None = None  # the app's, once it runs
+            engine.subscribe(self._on_event)
 
         def load_kv(self, filename: str | None = None) -> bool:
             return True  # loaded once per process above
 
         def build(self) -> Any:
             Window.bind(on_request_close=lambda *_a: not self.closable)  # an appliance is not closed
+            swap_without_gil()  # the room service goes on while a frame is drawn
             self._ticker = Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
             return Builder.load_string("KioskRoot:")
 
@@ -131,7 +133,16 @@ def build_app_class() -> type:
                 await asyncio.sleep(max(0.0, REFRESH_S - (loop.time() - started)))
 
         def on_start(self) -> None:
+            self._loop = asyncio.get_running_loop()
             self._refresh()
+
+        def _on_event(self, _event: Any) -> None:
+            """Told on the engine's worker thread: the read is asked for on the loop at
+            once (through Kivy's clock it would wait for the next frame)."""
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the app's loop has closed
+                    loop.call_soon_threadsafe(self._refresh)
 
         async def run_async(self) -> None:
             try:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.ui.box_harness import box_app, box_engine, open_form
-from tests.ui.harness import find, one, press, run_test, tap, until
+from tests.ui.harness import find, one, press, run_test, settle, tap, until
 
 
 async def xdotool(*args: str) -> str:
@@ -55,6 +56,26 @@ def text_input_on() -> bool:
     return bool(Window._win.is_keyboard_shown())  # Kivy's SDL window has no public call for it
 
 
+async def presented(x: int, y: int) -> tuple[int, int, int]:
+    """The pixel that the X screen shows (`xwd -root`): what the app's buffer swap put
+    there, not what the app's GL buffer holds."""
+    proc = await asyncio.create_subprocess_exec(
+        "xwd", "-root", "-silent", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    data, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    header = struct.unpack(">25I", data[:100])
+    size, byte_order, bits, per_line, colours = header[0], header[7], header[11], header[12], header[19]
+    assert bits == 32, header
+    at = size + 12 * colours + y * per_line + 4 * x
+    px = data[at : at + 4]
+    return (px[2], px[1], px[0]) if byte_order == 0 else (px[1], px[2], px[3])
+
+
+def near(rgb: tuple[int, int, int], want: tuple[float, float, float]) -> bool:
+    return all(abs(c - round(w * 255)) <= 3 for c, w in zip(rgb, want, strict=True))
+
+
 def focused() -> list[Any]:
     from kivy.uix.textinput import TextInput
 
@@ -88,6 +109,12 @@ def test_a_hardware_keyboard_types_into_every_field_and_enter_confirms(tmp_path:
             await key("Return")
             await until(lambda: app.logged_in, what="logged in by the typed password and Enter")
             assert not password.focus  # the hidden login field takes no more keys
+            strip = (0.10, 0.22, 0.42)  # the status strip's blue (shell.kv), where the login was grey
+            for _ in range(100):  # the frames reach the screen (the app swaps them itself)
+                if near(await presented(300, 10), strip):
+                    break
+                await settle()
+            assert near(await presented(300, 10), strip), await presented(300, 10)
 
             # A form: its first field has the focus; Tab moves on; Enter is 确定.
             await press("系统管理")
