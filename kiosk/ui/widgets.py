@@ -39,6 +39,7 @@ PRESETS = {
 }
 VERB_PRESETS = {  # where the same field of another operation takes other phrases
     ("reexam", "reason"): ("作答包损坏，作答数据无法恢复", "考试机故障，作答数据无法恢复"),
+    ("resume", "description"): ("考试机故障，无法继续作答", "考试机断电", "网络中断", "考生端异常退出"),
 }
 
 
@@ -307,8 +308,9 @@ class OpForm(KDialog):
     def _ask_code(self, step: vm.CodeStep) -> None:
         self.challenge_title, self.challenge_note = step.title, step.note
         field = self.fields["code"]
-        if field.parent is None:
-            self.ids.fields.add_widget(field)
+        if field.parent is None:  # first, right under the challenge: seen while typed on the pad
+            self.ids.fields.add_widget(field, index=len(self.ids.fields.children))
+        self.ids.fields.parent.scroll_y = 1
         field.ids.input.text = ""
         self.ids.keyboard.aim(field)
         values = self.values()
