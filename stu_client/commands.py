@@ -18,6 +18,16 @@ from stu_client.localstore import DaemonState, Journal
 from stu_client.platform import PlatformBackend, daemon_version
 
 MAX_TEXT = 2000  # notice and message lengths kept from a command
+MAX_SOFTWARE, MAX_SOFTWARE_NAME = 50, 64  # software names an envcheck may ask about
+
+
+def asked_software(asked: Any) -> list[str]:
+    """The software names an envcheck command asks about (the exam's requirements):
+    plain names, never paths; anything else is ignored."""
+    if not isinstance(asked, list):
+        return []
+    names = [s for s in asked if isinstance(s, str) and 0 < len(s) <= MAX_SOFTWARE_NAME]
+    return [s for s in names if "/" not in s and "\\" not in s][:MAX_SOFTWARE]
 
 
 class CommandFailed(Exception):
@@ -115,7 +125,7 @@ class Commands:
 
     async def _cmd_envcheck(self, args: dict[str, Any]) -> Applied:
         # The real probe runs helper tools (xrandr, systemd-detect-virt): off the loop.
-        report = dict(await asyncio.to_thread(self.platform.probe))
+        report = dict(await asyncio.to_thread(self.platform.probe, asked_software(args.get("software"))))
         report.setdefault("pc_time", time.time())
         report.setdefault("daemon_version", daemon_version())
         return Applied(result=report)

@@ -120,8 +120,9 @@ class PlatformBackend(Protocol):
 
     def uninstall(self) -> None: ...
 
-    def probe(self) -> dict[str, Any]:
-        """The envcheck fields: os, cpu_cores, memory_mb, free_disk_mb, screen, software,
+    def probe(self, software: Sequence[str] = ()) -> dict[str, Any]:
+        """The envcheck fields: os, cpu_cores, memory_mb, free_disk_mb, screen, software
+        (which of the names asked for, the exam's required software, this PC has),
         daemon_version, virtual_machine, remote_control, pc_time."""
         ...
 
@@ -317,14 +318,14 @@ class _Machine:
     def virtual_machine(self) -> bool:
         raise NotImplementedError
 
-    def probe(self) -> dict[str, Any]:
+    def probe(self, software: Sequence[str] = ()) -> dict[str, Any]:
         return {
             "os": self.describe_os(),
             "cpu_cores": psutil.cpu_count(logical=True) or os.cpu_count() or 0,
             "memory_mb": psutil.virtual_memory().total // 2**20,
             "free_disk_mb": shutil.disk_usage(self.disk_path).free // 2**20,
             "screen": self.screen(),
-            "software": probe_software(self.software, self.which),
+            "software": probe_software(list(dict.fromkeys([*self.software, *software])), self.which),
             "daemon_version": daemon_version(),
             "virtual_machine": self.virtual_machine(),
             "remote_control": probe_remote_control(processes=self.processes()),
@@ -637,10 +638,12 @@ def default_state_dir() -> PurePath:
 
 
 class RecordingBackend:
-    """Does nothing but remember what it was asked; the probe is a healthy fixed report."""
+    """Does nothing but remember what it was asked; the probe is a healthy fixed report,
+    with every piece of software asked for but those in `lacks`."""
 
-    def __init__(self, report: dict[str, Any] | None = None) -> None:
+    def __init__(self, report: dict[str, Any] | None = None, lacks: Sequence[str] = ()) -> None:
         self.calls: list[str] = []
+        self.lacks = set(lacks)
         self.app_running = False
         self.uninstalled = False
         self.report = report or {
@@ -681,6 +684,7 @@ class RecordingBackend:
         not ask for it)."""
         self.app_running = False
 
-    def probe(self) -> dict[str, Any]:
+    def probe(self, software: Sequence[str] = ()) -> dict[str, Any]:
         self.calls.append("probe")
-        return {**self.report, "pc_time": time.time()}
+        has = [*self.report.get("software", []), *(s for s in software if s not in self.lacks)]
+        return {**self.report, "software": list(dict.fromkeys(has)), "pc_time": time.time()}

@@ -184,8 +184,8 @@ class RoomNetwork:
     def wake(self, macs: Sequence[str]) -> None:
         self._wait(self._wake(list(macs)), 5)
 
-    def env_check(self, ips: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self._wait(self._env_check(list(ips)), self.settings.command_timeout_s + 5)
+    def env_check(self, ips: Sequence[str], software: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        return self._wait(self._env_check(list(ips), list(software)), self.settings.command_timeout_s + 5)
 
     # -- scan --------------------------------------------------------------------------
 
@@ -328,11 +328,11 @@ class RoomNetwork:
                 failed[ip] = str(future.result().get("error", "执行失败"))
         return SendResult(ok=tuple(ip for ip in ips if ip not in failed), failed=failed)
 
-    async def _env_check(self, ips: list[str]) -> dict[str, dict[str, Any]]:
+    async def _env_check(self, ips: list[str], software: list[str]) -> dict[str, dict[str, Any]]:
         async def one(ip: str) -> tuple[str, dict[str, Any] | None]:
             sent_box, sent = self.service.now(), time.monotonic()
             try:
-                ack = await self._command(ip, "envcheck", {})
+                ack = await self._command(ip, "envcheck", {"software": software})
             except (ConnectionError, TimeoutError):
                 return ip, None
             rtt = time.monotonic() - sent

@@ -163,18 +163,18 @@ class BeforeExam(Seats):
         if not seats:
             raise Refused("no_seats", "请先添加机位", "no seats to check")
         last = self._last_env_run()
+        req = self.requirements()
+        passed_before: set[int] = set()
         if retest_failed:
             if last is None:
                 raise Refused("no_previous_check", "还没有检测结果，请先检测", "no previous check")
-            failed = {r.seat_number for r in last.results if not r.passed}
-            checked = {r.seat_number for r in last.results}
-            seats = [s for s in seats if s.number in failed or s.number not in checked]
-        req = self.requirements()
+            passed_before = {r.seat_number for r in last.results if self._passes(r, req)}
+            seats = [s for s in seats if s.number not in passed_before]
         started = self.now()
         reports: dict[str, dict[str, Any]] = {}
         for i in range(0, len(seats), 10):  # progress in steps of ten PCs
             batch = seats[i : i + 10]
-            reports.update(self.ports.seats.env_check([s.ip for s in batch]))
+            reports.update(self.ports.seats.env_check([s.ip for s in batch], req.required_software))
             if progress:
                 progress(min(i + 10, len(seats)), len(seats))
         with self.tx():
@@ -186,7 +186,7 @@ class BeforeExam(Seats):
             )
             if retest_failed and last is not None:  # carry the passed PCs over
                 for r in last.results:
-                    if r.passed:
+                    if r.seat_number in passed_before:
                         EnvResult.create(
                             run=run,
                             seat_number=r.seat_number,
@@ -226,6 +226,17 @@ class BeforeExam(Seats):
     def _last_env_run() -> EnvRun | None:
         return EnvRun.select().order_by(EnvRun.id.desc()).first()
 
+    @staticmethod
+    def _judged(result: EnvResult, req: Requirements) -> tuple[bool, list[Any]]:
+        """A PC's report judged against the requirements of now: a check made before the
+        exam data was loaded did not know the exam's (its required software, say)."""
+        report = loads(result.report)
+        items = judge_env(report if isinstance(report, dict) else {}, req)
+        return isinstance(report, dict) and env_passed(items), items
+
+    def _passes(self, result: EnvResult, req: Requirements) -> bool:
+        return self._judged(result, req)[0]
+
     def envcheck_result(self) -> dict[str, Any]:
         run = self._last_env_run()
         if run is None:
@@ -237,16 +248,12 @@ class BeforeExam(Seats):
                 "failed": 0,
                 "pcs": [],
             }
-        pcs = [
-            dict(
-                seat=f"{r.seat_number:03d}",
-                ip=r.ip,
-                passed=r.passed,
-                checked_at=r.checked_at,
-                items=loads(r.items),
-            )
-            for r in run.results.order_by(EnvResult.seat_number)
-        ]
+        req = self.requirements()  # the exam's, once loaded: the last reports judged again
+        pcs = []
+        for r in run.results.order_by(EnvResult.seat_number):
+            ok, items = self._judged(r, req)
+            pcs.append(dict(seat=f"{r.seat_number:03d}", ip=r.ip, passed=ok, checked_at=r.checked_at,
+                            items=[asdict(x) for x in items]))  # fmt: skip
         passed = sum(p["passed"] for p in pcs)
         return {
             "run": run.id,
@@ -254,7 +261,7 @@ class BeforeExam(Seats):
             "total": len(pcs),
             "passed": passed,
             "failed": len(pcs) - passed,
-            "requirements": loads(run.requirements),
+            "requirements": loads(dumps(asdict(req))),
             "pcs": pcs,
         }
 
@@ -464,6 +471,12 @@ class BeforeExam(Seats):
         cfg = self.config()
         seats = Seat.select().count()
         largest = max((s.candidates.count() for s in Session.select()), default=0)
+        last = self._last_env_run()
+        required_now = loads(dumps(asdict(self.requirements())))
+        if seats and last is not None and loads(last.requirements) != required_now:
+            # Checked before the exam data came with its requirements (the software the
+            # PCs must have was not asked about then): checked again, as step 3 would.
+            self.envcheck()
         env = self.envcheck_result()
         seat_numbers = {s.number for s in Seat.select()}
         env_seats = {int(p["seat"]) for p in env["pcs"]}

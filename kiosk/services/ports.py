@@ -43,8 +43,9 @@ class SeatNetwork(Protocol):
         """Wake-on-LAN magic packets to the subnet's broadcast address."""
         ...
 
-    def env_check(self, ips: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Ask each exam PC for its environment report; a PC that does not answer is absent."""
+    def env_check(self, ips: Sequence[str], software: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        """Ask each exam PC for its environment report (with which of `software` it has);
+        a PC that does not answer is absent."""
         ...
 
 

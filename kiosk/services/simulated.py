@@ -115,7 +115,7 @@ class SimulatedSeats:
                 pc.powered = True
                 self.woken.append(pc.ip)
 
-    def env_check(self, ips: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def env_check(self, ips: Sequence[str], software: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
         return {ip: dict(self.pcs[ip].env) for ip in ips if ip in self.pcs and self.pcs[ip].up}
 
     def commands(self, ip: str) -> list[str]:

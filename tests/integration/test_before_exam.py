@@ -6,6 +6,7 @@ import pytest
 
 from kiosk.core.errors import Refused
 from kiosk.site.mock import author_site, build_default_exam
+from kiosk.store.models import EnvRun
 from tests.conftest import ROOM, T0, pin_site, prepare
 
 
@@ -155,6 +156,31 @@ def test_importing_the_same_exam_twice_changes_nothing(room, exam_files):
     again = room.exam_import(str(exam_files.package))
     assert again["already_loaded"] and again["sessions"] == first["sessions"]
     assert [s["candidates"] for s in first["sessions"]] == [40, 40]
+
+
+def test_the_seal_check_asks_again_about_the_software_the_exam_requires(room, fleet, exam_files):
+    """Step 3 ran before the exam data came with its requirements: the seal check checks
+    the PCs again against them, and a PC without the required software fails it."""
+    room.configure(ROOM, "/tmp/answers-test", box_ip="127.0.0.1")
+    room.seats_scan("ip")
+    for ip in fleet.pcs:
+        room.seat_link(ip, True)
+    lacking = room.seats()[2]
+    fleet.pcs[lacking["ip"]].env["software"] = ["WPS"]
+    assert room.envcheck()["failed"] == 0, "no software was required yet"
+    pin_site(room, exam_files)
+    room.exam_import(str(exam_files.package))
+    assert "Chrome" in room.requirements().required_software
+    runs = EnvRun.select().count()
+    verdict = room.seal_check()
+    assert EnvRun.select().count() == runs + 1, "checked again"
+    assert [i["key"] for i in verdict["items"] if not i["ok"]] == ["environment"]
+    result = room.envcheck_result()
+    assert [p["seat"] for p in result["pcs"] if not p["passed"]] == [f"{lacking['number']:03d}"]
+    fleet.pcs[lacking["ip"]].env["software"] = ["Chrome", "WPS"]
+    assert room.envcheck(retest_failed=True)["failed"] == 0
+    assert room.seal_check()["passed"]
+    assert EnvRun.select().count() == runs + 2, "the retest was against the exam's requirements: not again"
 
 
 def test_seal_check_fails_with_offline_pcs_and_names_the_item(room, fleet, exam_files):

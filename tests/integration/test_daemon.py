@@ -468,6 +468,11 @@ def test_envcheck_answers_with_the_platform_probe(tmp_path):
         assert {"os", "cpu_cores", "memory_mb", "free_disk_mb", "screen", "software"} <= set(report)
         assert {"daemon_version", "virtual_machine", "remote_control", "pc_time"} <= set(report)
         assert abs(report["pc_time"] - time.time()) < 5
+        assert report["software"] == []  # nothing asked about
+        room.backend.lacks = {"WPS"}
+        asked = ["Chrome", "WPS", "../../bin/sh", "C:\\x.exe", 7, "x" * 65]
+        ack = await room.fake.command(2, "envcheck", software=asked)
+        assert ack["result"]["software"] == ["Chrome"], "the names it has; paths and junk are not asked about"
 
     with_room(tmp_path, body)
 
@@ -704,6 +709,7 @@ def test_a_simulated_fleet_answers_the_scan_comes_online_and_syncs(tmp_path):
 
 
 def test_the_system_probe_reports_every_envcheck_field(tmp_path):
+    assert SystemBackend(disk_path=tmp_path).probe(["sh", "no-such-program-here"])["software"] == ["sh"]
     report = SystemBackend(disk_path=tmp_path, software=["sh"]).probe()
     assert set(report) == {
         "os",
