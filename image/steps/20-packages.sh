@@ -11,7 +11,7 @@ PACKAGES=(
   cage xwayland                                 # the kiosk compositor, X for SDL2
   libgl1 libglx-mesa0 libegl1 libgles2 libgl1-mesa-dri  # OpenGL on Mesa (llvmpipe or the GPU)
   libxext6 libxcursor1 libxi6 libxrandr2 libxinerama1 libxss1 libxxf86vm1 libxkbcommon0
-  libmtdev1                                     # Kivy's touch input
+  libmtdev1 xclip                               # Kivy's touch input and clipboard
   fonts-noto-cjk fontconfig                     # Chinese text
   iproute2 ca-certificates                      # the room network; ip for the box-IP choice
 )

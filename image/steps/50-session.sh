@@ -6,6 +6,7 @@ set -euo pipefail
 source "$IMAGE/lib.sh"
 for f in etc/systemd/system/kiosk.service etc/systemd/system/kiosk-firstboot.service \
          etc/pam.d/kiosk etc/systemd/logind.conf.d/kiosk.conf usr/local/lib/kiosk/firstboot \
+         usr/local/lib/kiosk/screen-size \
          etc/kiosk/kiosk.env etc/polkit-1/rules.d/50-kiosk.rules; do
   install_file "$f"
 done
