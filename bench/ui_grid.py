@@ -412,10 +412,9 @@ def main() -> None:
     proc, display = conftest.start_xvfb((1920, 1080))
     os.environ["DISPLAY"] = display
     try:
-        from kivy.config import Config
+        from kiosk.common.kivyenv import configure_kivy
 
-        Config.set("graphics", "width", "1920")
-        Config.set("graphics", "height", "1080")
+        configure_kivy(kiosk=False, size=(1920, 1080))  # the box app's own settings
         shm = Path("/dev/shm")
         with (
             tempfile.TemporaryDirectory() as tmp,
