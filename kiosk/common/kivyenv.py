@@ -72,9 +72,12 @@ def swap_without_gil() -> bool:
     found = re.search(r"(/\S*/libSDL2-[^/\s]*\.so[^/\s]*)$", maps.read_text(), re.MULTILINE)
     if found is None:
         return False
-    sdl = ctypes.CDLL(found.group(1))  # already loaded: the same library and state as Kivy's
-    sdl.SDL_GL_GetCurrentWindow.restype = ctypes.c_void_p
-    sdl.SDL_GL_SwapWindow.argtypes = [ctypes.c_void_p]
+    try:
+        sdl = ctypes.CDLL(found.group(1))  # already loaded: the same library and state as Kivy's
+        sdl.SDL_GL_GetCurrentWindow.restype = ctypes.c_void_p
+        sdl.SDL_GL_SwapWindow.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):  # not loadable, or not the SDL we know: Kivy's swap stays
+        return False
     if not sdl.SDL_GL_GetCurrentWindow():
         return False
 
