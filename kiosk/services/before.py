@@ -227,15 +227,11 @@ class BeforeExam(Seats):
         return EnvRun.select().order_by(EnvRun.id.desc()).first()
 
     @staticmethod
-    def _judged(result: EnvResult, req: Requirements) -> tuple[bool, list[Any]]:
+    def _passes(result: EnvResult, req: Requirements) -> bool:
         """A PC's report judged against the requirements of now: a check made before the
         exam data was loaded did not know the exam's (its required software, say)."""
         report = loads(result.report)
-        items = judge_env(report if isinstance(report, dict) else {}, req)
-        return isinstance(report, dict) and env_passed(items), items
-
-    def _passes(self, result: EnvResult, req: Requirements) -> bool:
-        return self._judged(result, req)[0]
+        return isinstance(report, dict) and env_passed(judge_env(report, req))
 
     def envcheck_result(self) -> dict[str, Any]:
         run = self._last_env_run()
@@ -248,12 +244,16 @@ class BeforeExam(Seats):
                 "failed": 0,
                 "pcs": [],
             }
-        req = self.requirements()  # the exam's, once loaded: the last reports judged again
-        pcs = []
-        for r in run.results.order_by(EnvResult.seat_number):
-            ok, items = self._judged(r, req)
-            pcs.append(dict(seat=f"{r.seat_number:03d}", ip=r.ip, passed=ok, checked_at=r.checked_at,
-                            items=[asdict(x) for x in items]))  # fmt: skip
+        pcs = [
+            dict(
+                seat=f"{r.seat_number:03d}",
+                ip=r.ip,
+                passed=r.passed,
+                checked_at=r.checked_at,
+                items=loads(r.items),
+            )
+            for r in run.results.order_by(EnvResult.seat_number)
+        ]
         passed = sum(p["passed"] for p in pcs)
         return {
             "run": run.id,
@@ -261,7 +261,7 @@ class BeforeExam(Seats):
             "total": len(pcs),
             "passed": passed,
             "failed": len(pcs) - passed,
-            "requirements": loads(dumps(asdict(req))),
+            "requirements": loads(run.requirements),
             "pcs": pcs,
         }
 
@@ -474,8 +474,9 @@ class BeforeExam(Seats):
         last = self._last_env_run()
         required_now = loads(dumps(asdict(self.requirements())))
         if seats and last is not None and loads(last.requirements) != required_now:
-            # Checked before the exam data came with its requirements (the software the
-            # PCs must have was not asked about then): checked again, as step 3 would.
+            # Step 3 ran before the exam data came with its requirements (the software the
+            # PCs must have was not asked about then): the PCs are checked again, and
+            # step 3's result is then this one.
             self.envcheck()
         env = self.envcheck_result()
         seat_numbers = {s.number for s in Seat.select()}
