@@ -208,8 +208,10 @@ def check_reexam(c: CandidateView) -> None:
 
 
 def transition_after_reexam(c: CandidateView) -> CandidateView:
-    """Back to 未登录; the history flags stay for the record, the lock goes with the answers."""
-    return replace(c, state=_S.NOT_LOGGED_IN, resume_pending=False, flags=replace(c.flags, locked=False))
+    """Back to 未登录, and the next login is let in as after a break-resume (the manual:
+    初始化成功后……考生可登录进行作答, whatever the late-login limit): the re-exam code
+    was the authorisation. The history flags stay for the record, the lock goes."""
+    return replace(c, state=_S.NOT_LOGGED_IN, resume_pending=True, flags=replace(c.flags, locked=False))
 
 
 def check_submit_candidate(c: CandidateView, room: RoomPhase, now: float) -> None:

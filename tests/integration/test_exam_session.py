@@ -360,6 +360,8 @@ def test_reexam_wipes_the_chosen_subject_after_every_confirmation(
     assert result["answers_wiped"] == 1 and room.get_candidate(no).state == "not_logged_in"
     assert room.client_view(room.get_candidate(no))["answers"] == []
     assert not folder.exists(), "the subject's work files go with its answers"
+    # Long past the late-login limit, the candidate logs in again and writes (manual 2.16).
+    assert room.candidate_login(no, c["ip"])["state"] == "in_exam"
 
 
 def test_the_whole_session_ends_verifies_and_reports(started, clock, tmp_path):

@@ -433,8 +433,7 @@ def test_one_exam_day_calls_every_operation_and_hits_every_refusal(
     refused("confirm_needed", room.reexam, no13, ["T01"], "作答数据无法恢复", code, understood=True)
     wiped = room.reexam(no13, ["T01"], "作答数据无法恢复", code, understood=True, confirm=True)
     assert wiped["answers_wiped"] == 1
-    room.candidate_login(no13, ip13)
-    room.candidate_begin(no13, ip13)
+    assert room.candidate_login(no13, ip13)["state"] == "in_exam"  # let in again, writes at once
 
     # too early: submission, single-machine collection, absence
     refused("too_early_submit", room.candidate_submit, cands[0], ips[0])

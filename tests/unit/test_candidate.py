@@ -237,10 +237,16 @@ def test_re_exam_is_refused_for_a_candidate_with_nothing_to_reset_or_absent():
 
 def test_after_a_re_exam_the_candidate_is_not_logged_in_and_unlocked_with_history_kept():
     flags = Flags(violation=True, resumed=True, extra_time=True, locked=True, online=True)
-    after = transition_after_reexam(view(S.SUBMITTED, flags=flags, resume_pending=True))
+    after = transition_after_reexam(view(S.SUBMITTED, flags=flags))
     assert after.state is S.NOT_LOGGED_IN
     assert after.flags == replace(flags, locked=False)
-    assert not after.resume_pending
+
+
+def test_after_a_re_exam_the_candidate_may_log_in_past_the_late_login_limit():
+    after = transition_after_reexam(view(S.SUBMITTED))
+    assert refused_code(check_login, view(S.NOT_LOGGED_IN), STARTED, PAST_LATE) == "late_login"
+    check_login(after, STARTED, PAST_LATE)
+    assert after_login(after, STARTED).state is S.IN_EXAM
 
 
 # --- submit ----------------------------------------------------------------------------

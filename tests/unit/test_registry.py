@@ -24,6 +24,7 @@ NOT_VERBS = {
     "duration_s", "candidate_dict", "candidate_dicts", "candidate_rows", "check_code", "spend_code",
     "ensure_admin", "verify_password", "requirements", "session_state_zh", "import_seat_rows",
     "exam_package_path", "site_cert", "site", "answer_root", "results", "situation", "candidate_deadline",
+    "site_link", "site_seen", "site_probe_target",
 }  # fmt: skip
 
 
