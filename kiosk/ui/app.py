@@ -290,6 +290,8 @@ def build_app_class() -> type:
 
         def _prefill(self, op: Op, given: dict[str, Any]) -> dict[str, Any]:
             fill, chosen = dict(given), sorted(self.selected)
+            if op.method == "configure":  # 参数配置 opens with the parameters saved
+                fill = {**(self.status.get("config") or {}), **fill}
             for p in op.params:
                 if p.name == "admission_nos" and chosen and p.name not in fill:
                     fill[p.name] = chosen

@@ -27,8 +27,13 @@ def test_the_officer_prepares_the_room_and_runs_a_session_by_touch(tmp_path: Pat
             await until(lambda: app.logged_in, what="logged in")
             await until(lambda: find(text="默认密码未修改"), what="the default-password warning")
 
-            # 1 参数配置 is done (configured); 2 机位管理: scan.
+            # 1 参数配置 is done (configured), and its form opens with what was saved.
             await until(lambda: find(text="✓ 参数配置"))
+            form = await open_form(app, "参数配置")
+            assert form.fields["room_code"].ids.input.text == ROOM
+            assert form.fields["box_ip"].ids.input.text == "127.0.0.1"
+            await press("取消")
+            # 2 机位管理: scan.
             await open_form(app, "导入考点信息表（固定考点证书）")
             await press(contains="考点信息表：")
             tap(app.form.fields["registration_code"].ids.input)
