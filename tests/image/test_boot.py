@@ -175,7 +175,7 @@ def qemu_accel(kernel: Path, tmp: Path) -> tuple[str, str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        banner = poll_until(
+        exited_or_ran = poll_until(
             lambda: proc.poll() is not None or (log.exists() and b"Linux version" in log.read_bytes()),
             KVM_PROBE_S, 0.2,
         )  # fmt: skip
@@ -186,9 +186,9 @@ def qemu_accel(kernel: Path, tmp: Path) -> tuple[str, str]:
         err = proc.communicate(timeout=30)[1].decode(errors="replace").strip()
     if ran:
         return "kvm", "a kernel ran under KVM"
-    silent = "no kernel output" if banner else f"no kernel output in {KVM_PROBE_S} s"
-    why = err.splitlines()[-1] if err else silent
-    return "tcg", f"KVM unusable ({why})"
+    if exited_or_ran:
+        return "tcg", f"KVM unusable: qemu exited ({err.splitlines()[-1] if err else 'no message'})"
+    return "tcg", f"KVM unusable: a guest kernel printed nothing in {KVM_PROBE_S} s"
 
 
 def ppm_rgb(data: bytes) -> tuple[int, int, bytes]:
@@ -334,8 +334,11 @@ def booted(
         # Said in the test output even when output is captured: which accelerator ran.
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         capture = request.config.pluginmanager.get_plugin("capturemanager")
+        size, allocated = disk.path.stat().st_size, disk.path.stat().st_blocks * 512
         summary = (
-            f"image boot: {accel.upper()} ({why}); kernel uptime {report.get('system')} system up, "
+            f"image: root built in {rootfs.seconds:.0f} s, disk.sh {disk.seconds:.0f} s, "
+            f"{size / 2**20:.0f} MiB disk ({allocated / 2**20:.0f} MiB allocated); "
+            f"boot: {accel.upper()} ({why}); kernel uptime {report.get('system')} system up, "
             f"{report.get('app-up')} engine listening, {report.get('window-up')} app window; "
             f"{seconds_to_app:.0f} s from starting qemu to the window; "
             f"engine back {report.get('restarted', '?')}; "
