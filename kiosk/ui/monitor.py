@@ -195,11 +195,12 @@ class Monitor(BoxLayout):
         grid = self.ids.grid
         wanted = [(c, c.admission_no in app.selected) for c in cells]
         changed = vm.changed_at(getattr(grid, "_drawn", None), wanted)
-        if changed is None:  # first draw, or seats added or deleted
-            grid.clear_widgets()
-            for _ in cells:
+        if changed is None:  # first draw, or seats added or deleted: tiles kept, added, removed
+            for _ in range(len(grid.children) - len(cells)):
+                grid.remove_widget(grid.children[0])
+            for _ in range(len(cells) - len(grid.children)):
                 grid.add_widget(SeatTile())
-            changed = list(range(len(cells)))
+            changed = list(range(len(cells)))  # all set: a property set to its value draws nothing
             self._fit()
         tiles = list(reversed(grid.children))
         for i in changed:  # only the seats whose view changed: the others keep their textures
