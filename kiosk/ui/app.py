@@ -105,7 +105,8 @@ def build_app_class() -> type:
 
         def build(self) -> Any:
             Window.bind(on_request_close=lambda *_a: not self.closable)  # an appliance is not closed
-            swap_without_gil()  # the room service goes on while a frame is drawn
+            if not swap_without_gil():  # the room service goes on while a frame is drawn
+                log.info("frames swapped by Kivy, holding the interpreter lock")
             self._ticker = Clock.schedule_interval(lambda _dt: self._refresh(), TICK_S)
             return Builder.load_string("KioskRoot:")
 
