@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The proctor box's disk image from a root built by image/build.sh: a raw GPT disk with
-#   1 box-boot  FAT32, 128 MiB: syslinux (BIOS), the root's kernel and initrd, syslinux.cfg
+#   1 box-boot  FAT32, 128 MiB, an EFI system partition: the root's kernel and initrd;
+#               syslinux for BIOS (syslinux.cfg), systemd-boot for UEFI (EFI/BOOT, loader/)
 #   2 box-root  ext4, the root file system (mounted read-only: etc/fstab)
 #   3 box-data  ext4, empty (first boot makes the keys, the database, the answer files)
 # made without loop devices or mounts: mkfs.ext4 -d and mkfs.fat write straight into the
-# image at each partition's offset, syslinux is installed through mtools.
+# image at each partition's offset, the boot loaders are installed through mtools.
 #   sudo bash image/disk.sh                          # build/work/rootfs → build/work/box.img
 #   sudo bash image/disk.sh ROOTFS OUT.img           # DATA_MB=… (default 1024), ROOT_MB=…
 # The kernel command line: root=LABEL=box-root ro quiet, consoles tty1 and ttyS0.
@@ -16,13 +17,15 @@ BOOT_MB=${BOOT_MB:-128}
 DATA_MB=${DATA_MB:-1024}
 CMDLINE=${CMDLINE:-root=LABEL=box-root ro quiet console=tty1 console=ttyS0,115200n8}
 SYSLINUX=/usr/lib/syslinux
+SDBOOT=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 
 fail() { echo "disk: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "run as root (the root's files keep their owners)"
-for tool in sfdisk mkfs.ext4 mkfs.fat syslinux mcopy; do
+for tool in sfdisk mkfs.ext4 mkfs.fat syslinux mcopy mmd; do
   command -v "$tool" >/dev/null || fail "$tool missing (bash scripts/setup.sh)"
 done
 [ -f "$SYSLINUX/mbr/gptmbr.bin" ] || fail "$SYSLINUX/mbr/gptmbr.bin missing (syslinux-common)"
+[ -f "$SDBOOT" ] || fail "$SDBOOT missing (systemd-boot-efi)"
 [ -f "$ROOTFS/.debootstrap-done" ] && [ -x "$ROOTFS/opt/kiosk/kiosk" ] \
   || fail "$ROOTFS is not a built box root (sudo bash image/build.sh $ROOTFS)"
 if grep -q " $ROOTFS/" /proc/self/mounts; then
@@ -71,25 +74,26 @@ out=$(mkfs.fat -F 32 -s 1 -n BOX-BOOT --offset $(( boot_at * 2048 )) -h $(( boot
         "$tmp" $(( BOOT_MB * 1024 )) 2>&1) || fail "mkfs.fat: $out"
 export MTOOLS_SKIP_CHECK=1
 fat="$tmp@@$(( boot_at * mib ))"
-cfg=$(mktemp)
-trap 'rm -f "$tmp" "$cfg"' EXIT
-cat > "$cfg" <<EOF
-# The proctor box: one entry, no menu, no prompt.
-DEFAULT box
-PROMPT 0
-TIMEOUT 0
-LABEL box
-  LINUX /vmlinuz
-  INITRD /initrd.img
-  APPEND $CMDLINE
-EOF
+cfg=$(mktemp -d)
+trap 'rm -f "$tmp"; rm -rf "$cfg"' EXIT
+# One entry for each loader, no menu, no prompt, the same command line.
+printf '%s\n' "# The proctor box (BIOS: syslinux)." "DEFAULT box" "PROMPT 0" "TIMEOUT 0" \
+  "LABEL box" "  LINUX /vmlinuz" "  INITRD /initrd.img" "  APPEND $CMDLINE" > "$cfg/syslinux.cfg"
+printf '%s\n' "# The proctor box (UEFI: systemd-boot): no menu." "default box.conf" "timeout 0" \
+  "editor no" > "$cfg/loader.conf"
+printf '%s\n' "title Proctor box" "linux /vmlinuz" "initrd /initrd.img" "options $CMDLINE" \
+  > "$cfg/box.conf"
 mcopy -i "$fat" "$ROOTFS/boot/$kernel" ::/vmlinuz
 mcopy -i "$fat" "$ROOTFS/boot/initrd.img-$version" ::/initrd.img
-mcopy -i "$fat" "$cfg" ::/syslinux.cfg
+mcopy -i "$fat" "$cfg/syslinux.cfg" ::/syslinux.cfg
+mmd -i "$fat" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+mcopy -i "$fat" "$SDBOOT" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$fat" "$cfg/loader.conf" ::/loader/loader.conf
+mcopy -i "$fat" "$cfg/box.conf" ::/loader/entries/box.conf
 syslinux --offset $(( boot_at * mib )) --install "$tmp"
 
 mv "$tmp" "$OUT"
 trap - EXIT
-rm -f "$cfg"
+rm -rf "$cfg"
 echo "disk: $OUT ${total_mb} MiB (boot $BOOT_MB, root $ROOT_MB with $used_mb used, data $DATA_MB)," \
      "kernel $version, $(( $(date +%s) - start )) s"

@@ -16,7 +16,8 @@ APT_PACKAGES=(
   e2fsprogs dosfstools fusefat  # USB tests: ext4 loop images, vfat through FUSE
   debootstrap systemd-container  # the appliance image: image/build.sh (nspawn for checks)
   fdisk syslinux syslinux-common mtools  # the appliance disk: image/disk.sh (sfdisk; syslinux through mtools)
-  qemu-system-x86          # booting the disk image in tests/image/test_boot.py
+  systemd-boot-efi         # the disk's UEFI loader (image/disk.sh)
+  qemu-system-x86 ovmf     # booting the disk image by BIOS and UEFI (tests/image/test_boot.py)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
