@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -169,11 +170,21 @@ class Frames:
         from kivy.clock import Clock
 
         self.stamps: list[float] = []
-        self.busy: dict[str, list[float]] = {"status": [], "apply": [], "redraw": [], "flip": []}
+        self.busy: dict[str, list[float]] = {"status": [], "apply": [], "redraw": [], "flip": [], "gc": []}
         self._event = Clock.schedule_interval(lambda _dt: self.stamps.append(time.perf_counter()), 0)
+        self._gc_start = 0.0
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, _info: dict[str, Any]) -> None:
+        """Python's garbage collections, in any thread: every thread waits for them."""
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.busy["gc"].append(time.perf_counter() - self._gc_start)
 
     def stop(self) -> None:
         self._event.cancel()
+        gc.callbacks.remove(self._gc)
 
     @contextmanager
     def window(self) -> Iterator[dict[str, Any]]:
@@ -251,7 +262,8 @@ def line(what: str, f: dict[str, Any]) -> str:
         f"p95 {f['p95_ms']:.0f} ms, {f['over_100ms']} over 100 ms; UI thread: {f['apply_n']} status "
         f"applied (longest {f['apply_ms']:.0f} ms, {f['apply_total_ms']:.0f} ms in all), "
         f"status read longest {f['status_ms']:.0f} ms; {f['flip_n']} frames drawn, their buffer swap "
-        f"longest {f['flip_ms']:.0f} ms, {f['flip_total_ms']:.0f} ms in all"
+        f"longest {f['flip_ms']:.0f} ms, {f['flip_total_ms']:.0f} ms in all; {f['gc_n']} garbage "
+        f"collections, longest {f['gc_ms']:.0f} ms, {f['gc_total_ms']:.0f} ms in all"
     )
 
 

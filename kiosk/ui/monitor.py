@@ -4,6 +4,7 @@ tap ticks a seat for the batch actions; a long press opens its candidate's menu.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from kivy.app import App
@@ -198,10 +199,13 @@ class Monitor(BoxLayout):
         if changed is None:  # first draw, or seats added or deleted: tiles kept, added, removed
             for _ in range(len(grid.children) - len(cells)):
                 grid.remove_widget(grid.children[0])
-            for _ in range(len(cells) - len(grid.children)):
+            added = len(cells) - len(grid.children)
+            for _ in range(added):
                 grid.add_widget(SeatTile())
             changed = list(range(len(cells)))  # all set: a property set to its value draws nothing
             self._fit()
+            if added > 0:
+                _keep_out_of_collections()
         tiles = list(reversed(grid.children))
         for i in changed:  # only the seats whose view changed: the others keep their textures
             (c, ticked), t = wanted[i], tiles[i]
@@ -226,6 +230,16 @@ class Monitor(BoxLayout):
             for c, ticked in wanted
             if c.admission_no
         ]  # fmt: skip
+
+
+def _keep_out_of_collections() -> None:
+    """What exists once the seats have their tiles (Kivy, the screens, 150 tiles of five
+    widgets, the engine) lives as long as the app: Python's full garbage collections leave
+    it out from now on. Scanning it all took 0.15-0.45 s, in which every thread waited: a
+    frame and the room service stalled (bench/ui_grid.py). Collected once first, so that no
+    garbage of the moment is kept."""
+    gc.collect()
+    gc.freeze()
 
 
 def _counted(key: str, c: dict[str, Any]) -> bool:
