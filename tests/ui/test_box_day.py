@@ -491,7 +491,7 @@ class Day:
         form = await self.seat_menu(no, "断点续考")
         assert form.fields["admission_nos"].ids.input.text == no
         await press(contains="考生端或考生电脑异常关闭")
-        await press("考试机故障")
+        await press("考试机故障，无法继续作答")
         await press("李四")
         await press("确定")
         await finish(self.app)  # 是: the candidate is online and is forced out
