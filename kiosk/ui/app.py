@@ -344,7 +344,7 @@ def build_app_class() -> type:
                 "invigilator_name": [(n, n) for n, _ in people["invigilator"]],
                 "invigilator_phone": [(f"{n} {t}", t) for n, t in people["invigilator"]],
                 # The exam's own tables: the service takes nothing else.
-                "code": [(f"{c} {t[:14]}", c) for c, t in exam.get("violation_codes") or []]
+                "code": [(f"{c} {vm.shortened(t, 14)}", c) for c, t in exam.get("violation_codes") or []]
                 if op.verb == "violation-add"
                 else [],
                 "situation": [(t, t) for t in exam.get("situation_types") or []],

@@ -455,3 +455,8 @@ def changed_at(drawn: Sequence[Any] | None, wanted: Sequence[Any]) -> list[int] 
     if drawn is None or len(drawn) != len(wanted):
         return None
     return [i for i, (old, new) in enumerate(zip(drawn, wanted, strict=True)) if old != new]
+
+
+def shortened(text: str, most: int) -> str:
+    """`text` in at most `most` characters, an ellipsis saying when it was cut."""
+    return text if len(text) <= most else text[: most - 1] + "…"

@@ -174,3 +174,8 @@ def test_a_required_field_left_empty_is_named_as_the_form_shows_it() -> None:
     ]
     assert vm.missing_fields(BY_VERB["end"], {"password": "888"}) == []
     assert vm.missing_fields(BY_VERB["absent"], {"admission_nos": []}) == ["准考证号"]
+
+
+def test_a_long_phrase_is_shortened_with_an_ellipsis():
+    assert vm.shortened("携带通讯工具、规定以外的电子用品", 8) == "携带通讯工具、…"
+    assert vm.shortened("与他人交谈", 8) == "与他人交谈"
