@@ -212,6 +212,17 @@ class Autostart:
     remove: Sequence[Sequence[str]] = ()
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float) -> None:
+    """Ask a child process to stop (SIGTERM; TerminateProcess on Windows), killed when it
+    has not stopped within `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def daemon_command(bundle: str | PurePath, state: str | PurePath, *, windowed: bool = False) -> list[str]:
     """`stu-client daemon --bundle B --state S` of this very installation; `windowed`:
     the frozen Windows build's console-less `stu-clientw.exe` (no console window on
@@ -292,12 +303,7 @@ class _Machine:
         app, self._app = self._app, None
         if app is None or app.poll() is not None:
             return
-        app.terminate()
-        try:
-            app.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
+        stop_process(app, 5)
 
     def app_alive(self) -> bool:
         # poll() also reaps a child that died, so a crashed app leaves no zombie behind.

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from stu_client.platform import stop_process
+
 log = logging.getLogger(__name__)
 
 LOG_BYTES = 5 * 1024**2
@@ -117,10 +119,5 @@ def _wait(child: Any, stop: threading.Event) -> int | None:
             return int(child.wait(timeout=0.5))
         except subprocess.TimeoutExpired:
             if stop.is_set():
-                child.terminate()
-                try:
-                    child.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+                stop_process(child, 30)
                 return None

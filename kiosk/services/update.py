@@ -10,7 +10,6 @@ from typing import Any
 from kiosk.common.frozen import project_version
 from kiosk.core.errors import Refused
 from kiosk.services.base import ServiceBase
-from kiosk.store.models import Session
 from kiosk.update import install as installer
 from kiosk.update.package import trusted_certs
 
@@ -31,8 +30,11 @@ class AppUpdate(ServiceBase):
         with the reason, changing nothing, unless it is signed by a trusted update key,
         complete, for this product, newer than the installed version and fits, and no
         exam session is running."""
-        running = Session.select().where(Session.entered_at.is_null(False), Session.ended_at.is_null())
-        if running.exists():  # a box restarted during the exam must come back as it was
+        try:
+            self.current_session()
+        except Refused:
+            pass  # no session running
+        else:  # a box restarted during the exam must come back as it was
             zh = "考试进行中不能安装升级，请在本场考试结束后安装"
             raise Refused("session_running", zh, "an exam session is running")
         trusted = trusted_certs(Path(self.settings.update_keys_dir))
